@@ -1,0 +1,99 @@
+"""`showcase annotate`: serve the labelling page, or report agreement between annotators' label files.
+
+    showcase annotate --pairs PAIRS.jsonl --labels LABELS.jsonl --annotator NAME [--photos DIR] [--port 0]
+    showcase annotate --agreement alice.jsonl bob.jsonl [carol.jsonl ...]
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+
+from annotation.agreement import agreement_from_files
+from annotation.labels import LabelFileLocked
+from annotation.server import AnnotationServer, open_session
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `annotate` options to `parser`."""
+    parser.description = ("Label (sentence, photo) pairs in a local web page (yes / no / skip, undo, resume), or "
+                          "report inter-annotator agreement. Each label is saved to disk at once.")
+    parser.add_argument("--pairs", type=Path, help="JSONL of pairs to label (review_id, sentence, photo_id)")
+    parser.add_argument("--labels", type=Path, help="this annotator's label file (JSONL, appended; one per annotator)")
+    parser.add_argument("--annotator", help="the annotator's name, recorded with every label")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="folder of photo files named by photo id (default: photos/ beside --pairs if present)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: any free port)")
+    parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    parser.add_argument("--agreement", nargs="+", type=Path, metavar="LABELS",
+                        help="instead of serving: Cohen's kappa (2 files) or Fleiss' kappa (more), and disagreements")
+    parser.add_argument("--max-disagreements", type=int, default=50, help="disagreements to list (default 50)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `showcase annotate`; returns the exit status."""
+    try:
+        if args.agreement:
+            print(agreement_from_files(args.agreement).format(args.max_disagreements))
+            return 0
+        missing = [f"--{n}" for n in ("pairs", "labels", "annotator") if not getattr(args, n)]
+        if missing:
+            print(f"showcase annotate: {' '.join(missing)} required (or --agreement FILES)", file=sys.stderr)
+            return 2
+        return serve(args.pairs, args.labels, args.annotator, _photos_dir(args), args.port, args.open, args.verbose)
+    except (FileNotFoundError, ValueError, LabelFileLocked) as e:
+        print(f"showcase annotate: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _photos_dir(args: argparse.Namespace) -> Path | None:
+    if args.photos is not None:
+        return args.photos
+    beside = args.pairs.parent / "photos"
+    return beside if beside.is_dir() else None
+
+
+def serve(pairs: Path, labels: Path, annotator: str, photos: Path | None = None, port: int = 0,
+          open_browser: bool = False, verbose: bool = False) -> int:
+    """Serve the labelling page until Ctrl-C or SIGTERM, then release the label file's lock."""
+    session = open_session(pairs, labels, annotator, photos)
+    try:
+        server = AnnotationServer(session, port, verbose)
+    except BaseException:
+        session.log.close()
+        raise
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:  # SIGTERM -> SystemExit, so `finally` releases the lock
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        state = session.state()
+        print(f"labelling {state['total']} pairs as {annotator!r} ({state['done']} done), labels -> {labels}")
+        if photos is None:
+            print("no --photos folder: the page shows photo ids only", file=sys.stderr)
+        print(f"open {server.url}  (Ctrl-C to stop; every label is saved at once)", flush=True)
+        if open_browser:
+            webbrowser.open(server.url)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        session.log.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m annotation.cli ...` (the same options as `showcase annotate`)."""
+    parser = argparse.ArgumentParser(prog="showcase annotate")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

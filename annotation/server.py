@@ -1,0 +1,231 @@
+"""The labelling web server: one page on loopback, a small JSON API, photos served from one folder.
+
+Routes (all on 127.0.0.1; requests with another `Host` header are refused, against DNS rebinding):
+
+* `GET /`, `/page.js`, `/page.css` — the page (package data of `annotation`).
+* `GET /api/state` — progress and the pair to label now (the first unlabelled pair in pairs-file order).
+* `POST /api/label` `{"review_id", "sentence", "photo_id", "label": "yes"|"no"|"skip"}` — labels the current
+  pair; a label for any other pair (a stale tab, a double key press) is refused with 409 and the fresh state.
+* `POST /api/undo` — withdraws the last label; that pair becomes the current one again.
+* `GET /photo/<photo_id>` — the photo file, only from the photos folder (ids that would escape it get 404).
+
+POST bodies must be `application/json`, so a cross-site form cannot post labels.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from annotation.labels import NO, SKIP, YES, LabelLog, PairKey, normalise_label, read_pairs
+from showcase.data.photos import PhotoStore
+
+_STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+           "/page.css": ("page.css", "text/css; charset=utf-8")}
+_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'"
+_MAX_BODY = 1 << 20
+
+
+class Conflict(Exception):
+    """A label was sent for a pair that is not the current one."""
+
+
+class AnnotationSession:
+    """What the annotator sees and does: the pairs to label and their label log. Thread-safe.
+
+    Args:
+        pairs: the pairs in the order they are shown.
+        log: the annotator's open label log.
+        photos: the photo folder, or None when photos are not available.
+    """
+
+    def __init__(self, pairs: list[PairKey], log: LabelLog, photos: PhotoStore | None = None):
+        if not pairs:
+            raise ValueError("no pairs to label")
+        self.pairs, self.log, self.photos = pairs, log, photos
+        self._lock = threading.Lock()
+
+    def _current(self) -> int | None:
+        return next((i for i, k in enumerate(self.pairs) if k not in self.log.labels), None)
+
+    def _state(self) -> dict[str, Any]:
+        labels = self.log.labels
+        done = [labels[k] for k in self.pairs if k in labels]
+        i = self._current()
+        pair = None
+        if i is not None:
+            key = self.pairs[i]
+            has_photo = self.photos is not None and self.photos.exists(key.photo_id)
+            pair = {**key._asdict(), "index": i,
+                    "photo_url": "/photo/" + quote(key.photo_id, safe="") if has_photo else None}
+        return {"annotator": self.log.annotator, "total": len(self.pairs), "done": len(done),
+                "yes": done.count(YES), "no": done.count(NO), "skip": done.count(SKIP),
+                "can_undo": self.log.last is not None, "pair": pair}
+
+    def state(self) -> dict[str, Any]:
+        """Progress (`done` of `total`, yes/no/skip counts), `can_undo`, and the current `pair` (None when done)."""
+        with self._lock:
+            return self._state()
+
+    def label(self, key: PairKey, label: Any) -> dict[str, Any]:
+        """Label the current pair and return the new state.
+
+        Raises:
+            Conflict: `key` is not the current pair.
+            ValueError: not a yes/no/skip label.
+        """
+        value = normalise_label(label)
+        if value is None:
+            raise ValueError("label must be yes, no or skip")
+        with self._lock:
+            i = self._current()
+            if i is None or self.pairs[i] != key:
+                raise Conflict("this pair is not the one to label now (another tab, or a repeated key press?)")
+            self.log.label(key, value)
+            return self._state()
+
+    def undo(self) -> dict[str, Any]:
+        """Withdraw the last label (if any) and return the new state."""
+        with self._lock:
+            self.log.undo()
+            return self._state()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "AnnotationServer"
+    server_version = "showcase-annotate"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    # --- responses --------------------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=60" if cache else "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", _CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: dict[str, Any]) -> None:
+        self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
+    def _error(self, status: int, message: str, **extra: Any) -> None:
+        self._json(status, {"error": message, **extra})
+
+    def _host_ok(self) -> bool:
+        port = self.server.server_address[1]
+        if self.headers.get("Host") in {f"127.0.0.1:{port}", f"localhost:{port}"}:
+            return True
+        self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
+        return False
+
+    # --- routes -----------------------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        if not self._host_ok():
+            return
+        path = urlsplit(self.path).path
+        session = self.server.session
+        if path in _STATIC:
+            name, ctype = _STATIC[path]
+            self._send(HTTPStatus.OK, resources.files("annotation").joinpath(name).read_bytes(), ctype)
+        elif path == "/api/state":
+            self._json(HTTPStatus.OK, session.state())
+        elif path.startswith("/photo/"):
+            self._photo(unquote(path[len("/photo/"):]))
+        else:
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+
+    do_HEAD = do_GET
+
+    def _photo(self, photo_id: str) -> None:
+        photos = self.server.session.photos
+        try:
+            file = photos.path(photo_id) if photos is not None else None
+        except ValueError:  # an id that would leave the photo folder
+            file = None
+        if file is None or not file.is_file():
+            self._error(HTTPStatus.NOT_FOUND, "photo not found")
+            return
+        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, file.read_bytes(), ctype, cache=True)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        if not self._host_ok():
+            return
+        path = urlsplit(self.path).path
+        if path not in ("/api/label", "/api/undo"):
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+            return
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "POST bodies must be application/json")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+        except ValueError as e:
+            self._error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}")
+            return
+        session = self.server.session
+        if path == "/api/undo":
+            self._json(HTTPStatus.OK, session.undo())
+            return
+        try:
+            key = PairKey(*(str(body[f]) for f in PairKey._fields))
+            self._json(HTTPStatus.OK, session.label(key, body.get("label")))
+        except KeyError as e:
+            self._error(HTTPStatus.BAD_REQUEST, f"missing field {e}")
+        except Conflict as e:
+            self._error(HTTPStatus.CONFLICT, str(e), state=session.state())
+        except ValueError as e:
+            self._error(HTTPStatus.BAD_REQUEST, str(e))
+
+
+class AnnotationServer(ThreadingHTTPServer):
+    """`ThreadingHTTPServer` on 127.0.0.1 serving one `AnnotationSession`.
+
+    Args:
+        session: what to serve.
+        port: TCP port; 0 picks a free one (see `url`).
+        verbose: log every request to stderr.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, session: AnnotationSession, port: int = 0, verbose: bool = False):
+        self.session, self.verbose = session, verbose
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+def open_session(pairs: str | Path, labels: str | Path, annotator: str,
+                 photos: str | Path | None = None) -> AnnotationSession:
+    """Read the pairs, lock and replay the annotator's label file, and return the session (close `session.log`)."""
+    pair_list = read_pairs(pairs)
+    if photos is not None and not Path(photos).is_dir():
+        raise FileNotFoundError(f"photos folder {photos} not found")
+    log = LabelLog.open(labels, annotator)
+    try:
+        return AnnotationSession(pair_list, log, PhotoStore(photos) if photos is not None else None)
+    except BaseException:
+        log.close()
+        raise

@@ -5,7 +5,7 @@ append-only JSONL event logs (`annotation.labels`); `showcase annotate --agreeme
 Fleiss' κ (`annotation.agreement`).
 """
 from annotation.agreement import AgreementReport, agreement, agreement_from_files, cohen_kappa, fleiss_kappa
-from annotation.labels import LabelFileLocked, LabelLog, PairKey, read_events, read_labels, read_pairs
+from annotation.labels import LabelFileLocked, LabelLog, PairKey, labeled_pairs, read_events, read_labels, read_pairs
 
 __all__ = ["AgreementReport", "LabelFileLocked", "LabelLog", "PairKey", "agreement", "agreement_from_files",
-           "cohen_kappa", "fleiss_kappa", "read_events", "read_labels", "read_pairs"]
+           "cohen_kappa", "fleiss_kappa", "labeled_pairs", "read_events", "read_labels", "read_pairs"]

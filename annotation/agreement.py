@@ -85,7 +85,8 @@ class AgreementReport:
             lines.append(f"  {name}: {c['yes']} yes, {c['no']} no, {c['skip']} skip")
         lines.append(f"pairs labelled yes/no by all: {self.n_common}, identical labels: {self.n_agree}"
                      + (f" ({self.n_agree / self.n_common:.1%})" if self.n_common else ""))
-        lines.append(f"{'Cohen' if self.method == 'cohen' else 'Fleiss'}'s kappa: {_fmt(self.kappa)}")
+        method = "Cohen's" if self.method == "cohen" else "Fleiss'"
+        lines.append(f"{method} kappa: {_fmt(self.kappa)}")
         if len(self.annotators) > 2:
             for (x, y), k in self.pairwise.items():
                 lines.append(f"  Cohen's kappa {x} vs {y}: {_fmt(k)}")

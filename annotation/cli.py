@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="this annotator's label file (JSONL, appended; one per annotator)")
     parser.add_argument("--annotator", help="the annotator's name, recorded with every label")
     parser.add_argument("--photos", type=Path, default=None,
-                        help="folder of photo files named by photo id (default: photos/ beside --pairs if present)")
+                        help="folder of photo files named by photo id, or a dataset folder (its photos_dir is used; "
+                             "default: photos/ beside --pairs if present)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
@@ -52,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _photos_dir(args: argparse.Namespace) -> Path | None:
     if args.photos is not None:
+        meta = args.photos / "dataset.json"
+        if meta.is_file():  # a dataset folder (showcase prepare): use its photo folder
+            photos_dir = json.loads(meta.read_text()).get("photos_dir")
+            if not photos_dir:
+                raise ValueError(f"{meta} names no photos_dir")
+            return args.photos / photos_dir  # an absolute photos_dir replaces the prefix
         return args.photos
     beside = args.pairs.parent / "photos"
     return beside if beside.is_dir() else None

@@ -2,16 +2,19 @@
 
 File formats (JSON lines, UTF-8):
 
-* **Pairs** (`--pairs`): one pair per line, `{"review_id", "sentence", "photo_id"}`; other fields are ignored.
-  A pair is identified by the triple `(review_id, sentence, photo_id)`.
-* **Labels** (`--labels`): one file per annotator, an append-only event log. Each line is one event::
+* **Pairs** (`--pairs`): the labelled-pairs format of `showcase.distill.pairs` (read with its `read_pairs`), one
+  pair per line, `{"review_id", "sentence", "photo_id", ...}`; labels in it are ignored. A pair is identified by
+  the triple `(review_id, sentence, photo_id)`.
+* **Labels** (`--labels`): one file per annotator, an append-only event log in the same format, one event a line::
 
-      {"review_id": ..., "sentence": ..., "photo_id": ..., "label": 1 | 0 | "skip" | null,
-       "annotator": "alice", "event": "label" | "undo", "time": "2024-01-01T12:00:00+00:00"}
+      {"review_id": ..., "sentence": ..., "photo_id": ..., "label": 1 | 0 | null, "annotator": "alice",
+       "event": "label" | "skip" | "undo", "time": "2024-01-01T12:00:00+00:00"}
 
-  `label` is 1 (the sentence describes the photo), 0 (it does not) or `"skip"`; an `"undo"` event withdraws the
-  pair's label and carries `label: null`. The **effective label of a pair is its latest event**: an undo leaves the
-  pair unlabelled. Readers that ignore `event` see an undone pair as `null`, i.e. unusable, like a skip.
+  A `label` event carries 1 (the sentence describes the photo) or 0 (it does not); a `skip` or `undo` event carries
+  `label: null`. The **effective label of a pair is its latest event**: a skip leaves it skipped (seen, not usable),
+  an undo leaves it unlabelled (shown again). `showcase.distill.pairs.read_pairs` reads these files as they are
+  (null = no label); `labeled_pairs` gives the effective yes/no labels as `LabeledPair`s. A legacy `"label": "skip"`
+  is accepted on read.
 
 Every event is appended and `fsync`ed before the server answers, so a crash or a closed tab loses nothing. A
 process killed mid-write can leave a torn last line: readers ignore it (with a warning) and the writer truncates
@@ -29,7 +32,10 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
+
+if TYPE_CHECKING:
+    from showcase.distill.pairs import LabeledPair
 
 YES, NO, SKIP = 1, 0, "skip"
 _LABEL_NAMES = {"yes": YES, "no": NO, "skip": SKIP}
@@ -90,34 +96,39 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_pairs(path: str | Path) -> list[PairKey]:
-    """The pairs of a pairs file, in file order, without duplicates.
+    """The pairs of a pairs file (`showcase.distill.pairs` format), in file order, without duplicates.
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: on a line without `review_id`, `sentence` or `photo_id`.
+        ValueError: on a malformed line (naming file, line and field) or an empty file.
     """
+    from showcase.distill.pairs import read_pairs as read_pair_records  # the format's owner
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pairs file {path} not found")
-    seen: dict[PairKey, None] = {}
-    for lineno, record in _iter_lines(path):
-        seen.setdefault(_key(record, f"{path}:{lineno}"), None)
-    return list(seen)
+    pairs = list(dict.fromkeys(PairKey(*p.key) for p in read_pair_records(path)))
+    if not pairs:
+        raise ValueError(f"{path}: no pairs to label")
+    return pairs
 
 
 @dataclass(frozen=True)
 class LabelEvent:
-    """One line of a label log."""
+    """One line of a label log; `label` is 1, 0, "skip", or None (an undo: the pair is unlabelled again)."""
 
     key: PairKey
     label: int | str | None
     annotator: str
-    event: str = "label"
     time: str = ""
 
+    @property
+    def event(self) -> str:
+        return "undo" if self.label is None else "skip" if self.label == SKIP else "label"
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.key._asdict(), "label": self.label, "annotator": self.annotator, "event": self.event,
-                "time": self.time}
+        return {**self.key._asdict(), "label": self.label if self.event == "label" else None,
+                "annotator": self.annotator, "event": self.event, "time": self.time}
 
 
 def read_events(path: str | Path) -> list[LabelEvent]:
@@ -129,11 +140,14 @@ def read_events(path: str | Path) -> list[LabelEvent]:
     for lineno, record in _iter_lines(path):
         where = f"{path}:{lineno}"
         event = record.get("event", "label")
-        if event not in ("label", "undo"):
-            raise ValueError(f"{where}: event must be 'label' or 'undo', got {event!r}")
-        label = None if event == "undo" else normalise_label(record.get("label"), where)
-        events.append(LabelEvent(_key(record, where), label, str(record.get("annotator", "")), event,
-                                 str(record.get("time", ""))))
+        if event not in ("label", "skip", "undo"):
+            raise ValueError(f"{where}: event must be 'label', 'skip' or 'undo', got {event!r}")
+        if event == "label":
+            label = normalise_label(record.get("label"), where)  # null: a pair not labelled (pairs-file style)
+        else:
+            label = SKIP if event == "skip" else None
+        events.append(LabelEvent(_key(record, where), label, str(record.get("annotator") or ""),
+                                 str(record.get("time") or "")))
     return events
 
 
@@ -142,7 +156,7 @@ def effective_labels(events: Iterable[LabelEvent]) -> dict[PairKey, int | str]:
     latest: dict[PairKey, LabelEvent] = {}
     for e in events:
         latest[e.key] = e
-    return {k: e.label for k, e in latest.items() if e.event == "label" and e.label is not None}
+    return {k: e.label for k, e in latest.items() if e.label is not None}
 
 
 def read_labels(path: str | Path) -> tuple[str, dict[PairKey, int | str]]:
@@ -155,7 +169,18 @@ def read_labels(path: str | Path) -> tuple[str, dict[PairKey, int | str]]:
     names = {e.annotator for e in events}
     if len(names) > 1:
         raise ValueError(f"{path}: holds labels of several annotators {sorted(names)}; use one file per annotator")
-    return (names.pop() if names else Path(path).stem), effective_labels(events)
+    return (names.pop() if names else "") or Path(path).stem, effective_labels(events)
+
+
+def labeled_pairs(path: str | Path) -> list["LabeledPair"]:
+    """The effective yes/no labels of a label file as `showcase.distill.pairs.LabeledPair`s (skips left out).
+
+    Feed several annotators' lists to `showcase.distill.pairs.aggregate_labels` for a majority vote.
+    """
+    from showcase.distill.pairs import LabeledPair
+
+    annotator, labels = read_labels(path)
+    return [LabeledPair(*k, label=v, annotator=annotator) for k, v in labels.items() if v in (YES, NO)]
 
 
 class LabelFileLocked(RuntimeError):
@@ -257,7 +282,7 @@ class LabelLog:
         if e.key in self.labels:
             self._stack.remove(e.key)
             del self.labels[e.key]
-        if e.event == "label" and e.label is not None:
+        if e.label is not None:
             self.labels[e.key] = e.label
             self._stack.append(e.key)
 
@@ -272,14 +297,14 @@ class LabelLog:
         value = normalise_label(label)
         if value is None:
             raise ValueError("use undo() to withdraw a label")
-        self._append(LabelEvent(key, value, self.annotator, "label", _now()))
+        self._append(LabelEvent(key, value, self.annotator, _now()))
 
     def undo(self) -> PairKey | None:
         """Withdraw the most recent surviving label (appends an undo event); returns its pair, or None if none."""
         if not self._stack:
             return None
         key = self._stack[-1]
-        self._append(LabelEvent(key, None, self.annotator, "undo", _now()))
+        self._append(LabelEvent(key, None, self.annotator, _now()))
         return key
 
     @property

@@ -123,3 +123,27 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class MeanMetric(Metric):
+    """A metric that is the mean of per-sample scores: states ``total`` and ``count`` (both summed over ranks).
+
+    Subclasses implement ``_scores(*args, **kwargs) -> list of floats`` (one score per sample of the batch).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", 0.0, "sum")
+        self.add_state("count", 0, "sum")
+
+    def _scores(self, *args: Any, **kwargs: Any) -> List[float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Score a batch of samples and add them to the running mean."""
+        scores = [float(s) for s in self._scores(*args, **kwargs)]
+        self.total += sum(scores)
+        self.count += len(scores)
+
+    def _compute(self) -> float:
+        return self.total / self.count if self.count else 0.0

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
+
+from showcase.utils import atomic_write_text
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model from a YAML config (configs/*.yaml)",
@@ -25,7 +28,8 @@ SUBCOMMANDS = {
     "distill": ("showcase.distill.cli", "add_distill_arguments", "run_distill", "keep sentences that describe a photo"),
     "analyze": ("showcase.distill.cli", "add_analyze_arguments", "run_analyze", "visual diversity of a dataset"),
     "annotate": ("annotation.cli", "add_arguments", "run", "label sentence-photo pairs in a browser; agreement"),
-    "showcase": ("showcase.api.cli", "add_arguments", "run", "generate showcases for (user, business) pairs"),
+    "generate": ("showcase.api.cli", "add_arguments", "run", "the showcase of a (user, business) pair"),
+    "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
 }
 
@@ -57,6 +61,13 @@ def run_lightning(args: list[str]) -> int:
             if self.trainer.is_global_zero:
                 export(folder)
                 print(f"exported the trained model to {folder}")
+
+        def after_test(self) -> None:
+            # every test run leaves its metrics beside its logs (the demo's summary reads them)
+            metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
+            folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+            if self.trainer.is_global_zero and metrics:
+                atomic_write_text(folder / "test_metrics.json", json.dumps(metrics, indent=2))
 
     ShowcaseCLI(
         subclass_mode_model=True,

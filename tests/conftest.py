@@ -1,5 +1,41 @@
+"""Shared fixtures: the test world, its prepared dataset and its tiny-CLIP feature store (built once per session)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gmaps-restaurant-reviews"
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory) -> Path:
+    """The small test world (seed 0): filter_all_t.json, photos/, world.json."""
+    from showcase.data.world import generate_world
+
+    return generate_world(tmp_path_factory.mktemp("world"), seed=0, size="small")
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(world_dir, tmp_path_factory) -> Path:
+    """The world prepared by `showcase prepare` (its own train/val/test split by user)."""
+    from showcase.cli import main
+
+    out = tmp_path_factory.mktemp("dataset")
+    assert main(["prepare", "--input", str(world_dir / "filter_all_t.json"), "--photos", str(world_dir / "photos"),
+                 "--output", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def store_dir(dataset_dir, tmp_path_factory) -> Path:
+    """Tiny-CLIP (`showcase-tiny`, seeded random weights) features of every photo and text of the dataset."""
+    from showcase.cli import main
+
+    out = tmp_path_factory.mktemp("store")
+    assert main(["features", "--dataset", str(dataset_dir), "--model", "showcase-tiny", "--output", str(out)]) == 0
+    return out

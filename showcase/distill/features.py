@@ -17,16 +17,8 @@ def open_store(store: Any) -> Any:
 
 
 def encoder_for(store: Any) -> Any:
-    """The CLIP encoder that wrote `store` (from ``store.encoder_spec``), to encode texts it lacks."""
-    from showcase.encoders import load_clip
-
-    spec = store.encoder_spec
-    if isinstance(spec, dict):
-        name = spec.get("name") or spec.get("model")
-        return load_clip(name, spec.get("pretrained"))
-    if isinstance(spec, (list, tuple)):
-        return load_clip(*spec)
-    return load_clip(spec)
+    """The CLIP encoder that wrote `store`, to encode the texts it lacks."""
+    return store.load_encoder()
 
 
 class FeatureLookup:

@@ -14,7 +14,6 @@ uses this form); :meth:`SentenceImageClassifier.pair_logits` scores aligned pair
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +86,9 @@ class MatchHead(nn.Module):
 class SentenceImageClassifier(nn.Module, PretrainedMixin):
     """Φ: probability that a sentence describes a photo, from their CLIP features.
 
-    Inputs are L2-normalised and scaled by ``sqrt(dim)`` so every feature is O(1) whatever the CLIP width.
+    Inputs are L2-normalised, then standardised per feature with running statistics gathered in training (a
+    BatchNorm without affine parameters, one per modality): CLIP features share a large common component, and the
+    small differences that tell dishes apart only become usable once centred and scaled.
 
     Example:
         >>> phi = SentenceImageClassifier(ClassifierConfig(dim=8, head="match"))
@@ -102,6 +103,8 @@ class SentenceImageClassifier(nn.Module, PretrainedMixin):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
+        self.text_norm = nn.BatchNorm1d(config.dim, affine=False, momentum=None)
+        self.image_norm = nn.BatchNorm1d(config.dim, affine=False, momentum=None)
         if config.head == "concat":
             self.head: nn.Module = ConcatHead(config.dim)
         else:
@@ -112,16 +115,16 @@ class SentenceImageClassifier(nn.Module, PretrainedMixin):
         """The decision threshold stored with the model (chosen on validation when trained)."""
         return self.config.threshold
 
-    def _prepare(self, features: torch.Tensor, name: str) -> torch.Tensor:
+    def _prepare(self, features: torch.Tensor, norm: nn.BatchNorm1d, name: str) -> torch.Tensor:
         if features.shape[-1] != self.config.dim:
             raise ValueError(f"{name} features have size {features.shape[-1]}, Φ expects {self.config.dim}")
         param = next(self.parameters())
-        features = features.to(device=param.device, dtype=param.dtype)
-        return F.normalize(features, dim=-1) * math.sqrt(self.config.dim)
+        features = F.normalize(features.to(device=param.device, dtype=param.dtype), dim=-1)
+        return norm(features.reshape(-1, self.config.dim)).reshape(features.shape)  # (..., D)
 
     def pair_logits(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Logits of aligned (or broadcastable) pairs: ``text (..., D)``, ``image (..., D)`` -> ``(...)``."""
-        return self.head(self._prepare(text, "text"), self._prepare(image, "image"))
+        return self.head(self._prepare(text, self.text_norm, "text"), self._prepare(image, self.image_norm, "image"))
 
     def pair_probs(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Probabilities of aligned pairs: ``text (B, D)``, ``image (B, D)`` -> ``(B,)``."""

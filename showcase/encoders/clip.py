@@ -15,6 +15,7 @@ path is given.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -40,6 +41,11 @@ def _open_clip():
     if CONFIG_DIR not in factory._MODEL_CONFIG_PATHS:
         open_clip.add_model_config(CONFIG_DIR)
     return open_clip
+
+
+def _drop_random_init_warning(record: logging.LogRecord) -> bool:
+    """open_clip warns on the root logger about every random init; here a random init is asked for."""
+    return not record.getMessage().startswith("No pretrained weights loaded")
 
 
 def open_rgb(image: ImageLike) -> Image.Image:
@@ -69,11 +75,13 @@ class ClipEncoder:
 
     def __init__(self, model: torch.nn.Module, model_cfg: dict[str, Any], spec: dict[str, Any]):
         open_clip = _open_clip()
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
         self.model = model.eval()
         self.model_cfg = model_cfg
         self.spec = dict(spec)
         self.preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
-        self.preprocess = open_clip.image_transform_v2(open_clip.PreprocessCfg(**self.preprocess_cfg), is_train=False)
+        self.preprocess = image_transform_v2(PreprocessCfg(**self.preprocess_cfg), is_train=False)
         self.context_length = int(model_cfg["text_cfg"].get("context_length", 77))
         self.tokenizer = open_clip.get_tokenizer("", context_length=self.context_length)  # CLIP BPE, truncates
 
@@ -233,9 +241,14 @@ def load_clip(
         )
     spec: dict[str, Any] = {"model": name, "pretrained": None, "seed": int(seed)}
     if pretrained is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = open_clip.create_model(name, pretrained=None, device="cpu")
+        root = logging.getLogger()
+        root.addFilter(_drop_random_init_warning)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = open_clip.create_model(name, pretrained=None, device="cpu")
+        finally:
+            root.removeFilter(_drop_random_init_warning)
     elif Path(pretrained).is_file():
         spec["pretrained"] = str(Path(pretrained).resolve())
         model = open_clip.create_model(name, pretrained=spec["pretrained"], device="cpu")

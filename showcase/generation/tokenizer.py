@@ -15,6 +15,7 @@ import torch
 
 DEFAULT_TOKENIZER = "gpt2"
 END_OF_TEXT = "<|endoftext|>"
+_GPT2_NAMES = (DEFAULT_TOKENIZER, "openai-community/gpt2")
 
 
 def _packaged_gpt2_dir() -> Path:
@@ -64,8 +65,11 @@ def load_tokenizer(name_or_dir: str | os.PathLike | None = None):
         try:
             tok = GPT2TokenizerFast.from_pretrained(name)
         except OSError:
-            if name not in (DEFAULT_TOKENIZER, "openai-community/gpt2"):
+            if name not in _GPT2_NAMES:
                 raise
+            tok = None
+        # offline, transformers 5 may also return an empty (1-token) tokenizer instead of raising
+        if (tok is None or len(tok) < 2) and name in _GPT2_NAMES:
             tok = GPT2TokenizerFast.from_pretrained(str(_packaged_gpt2_dir()))
     if len(tok) < 2:  # transformers 5 silently builds a 1-token vocabulary from unknown keyword arguments
         raise ValueError(f"tokenizer loaded from {name!r} has a vocabulary of {len(tok)}; check its files")

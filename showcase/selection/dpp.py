@@ -123,13 +123,13 @@ def greedy_map(kernel: Tensor, k: int, mask: Tensor | None = None, min_gain: flo
         raise ValueError(f"k must be >= 0, got {k}")
     kernel, mask, unbatched = _as_batch(kernel, mask)
     B, N, _ = kernel.shape
-    work = kernel.to(torch.float64) if kernel.dtype != torch.float64 else kernel
-    eps = torch.finfo(work.dtype).eps
+    dtype = torch.float64  # the recursion accumulates rounding errors; rows are converted as they are read
+    eps = torch.finfo(dtype).eps
     out = torch.full((B, k), -1, dtype=torch.long, device=kernel.device)
     rows = torch.arange(B, device=kernel.device)
-    gains = torch.diagonal(work, dim1=1, dim2=2).clone()  # (B, N): d_i^2
+    gains = torch.diagonal(kernel, dim1=1, dim2=2).to(dtype)  # (B, N): d_i^2
     gains = gains.masked_fill(~mask, float("-inf"))
-    chol = work.new_zeros(B, N, max(k, 1))  # (B, N, k): rows c_i of the incremental Cholesky factor
+    chol = torch.zeros(B, N, max(k, 1), dtype=dtype, device=kernel.device)  # (B, N, k): rows c_i of the incremental Cholesky factor
     alive = mask.any(1)  # (B,) pools that still select
     for step in range(min(k, N)):
         best_gain, j = gains.max(1)  # (B,), (B,)
@@ -141,7 +141,7 @@ def greedy_map(kernel: Tensor, k: int, mask: Tensor | None = None, min_gain: flo
         out[:, step] = torch.where(alive, j, torch.full_like(j, -1))
         d_j = best_gain.clamp_min(eps).sqrt()  # (B,)
         c_j = chol[rows, j, :step]  # (B, step)
-        l_j = work[rows, j]  # (B, N): row j of L
+        l_j = kernel[rows, j].to(dtype)  # (B, N): row j of L
         e = (l_j - torch.einsum("bns,bs->bn", chol[:, :, :step], c_j)) / d_j.unsqueeze(1)  # (B, N)
         chol[:, :, step] = e
         gains = gains - e * e

@@ -1,0 +1,175 @@
+"""Lightning wrapper of the generator: CE + λ1·(image CL/CCL) + λ2·(text CL/PCL) training, beam-search testing.
+
+Use with `GeneratorDataModule` (`configs/generator*.yaml`): `showcase fit --config configs/generator.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from showcase.generation.losses import ContrastiveHeads, LossConfig, masked_mean
+from showcase.generation.model import ExplanationGenerator, GeneratorConfig
+from showcase.utils import write_jsonl
+
+log = logging.getLogger(__name__)
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def _as(cls, value):
+    if value is None:
+        return cls()
+    return cls(**value) if isinstance(value, dict) else value
+
+
+class GeneratorModule(L.LightningModule):
+    """Trains an `ExplanationGenerator` with PC²L.
+
+    Args:
+        generator: architecture; `feature_dim=None` takes the width of the datamodule's feature store.
+        loss: which contrastive losses to add to CE (Table 4's rows; `image_loss="none", text_loss="none"` is CE only).
+        use_images: feed the photos to the encoder (Table 2's "img" input).
+        use_reviews: feed the history reviews to the encoder (Table 2's "text" input).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        num_beams: beam width at test time (1 = greedy).
+        max_new_tokens: length limit of generated explanations.
+    """
+
+    def __init__(self, generator: GeneratorConfig | None = None, loss: LossConfig | None = None,
+                 use_images: bool = True, use_reviews: bool = True, lr: float = 1e-4, weight_decay: float = 0.01,
+                 num_beams: int = 2, max_new_tokens: int = 64):
+        super().__init__()
+        gen_cfg, loss_cfg = _as(GeneratorConfig, generator), _as(LossConfig, loss)
+        if not (use_images or use_reviews):
+            raise ValueError("at least one of use_images and use_reviews must be true")
+        if loss_cfg.image_loss != "none" and not use_images:
+            raise ValueError(f"image_loss={loss_cfg.image_loss!r} needs use_images=true")
+        if loss_cfg.text_loss != "none" and not use_reviews:
+            raise ValueError(f"text_loss={loss_cfg.text_loss!r} needs use_reviews=true")
+        self.save_hyperparameters({
+            "generator": dataclasses.asdict(gen_cfg), "loss": dataclasses.asdict(loss_cfg), "use_images": use_images,
+            "use_reviews": use_reviews, "lr": lr, "weight_decay": weight_decay, "num_beams": num_beams,
+            "max_new_tokens": max_new_tokens,
+        })
+        self.gen_config, self.loss_config = gen_cfg, loss_cfg
+        self.model: ExplanationGenerator | None = None
+        self.heads: ContrastiveHeads | None = None
+        self._predictions: list[dict[str, Any]] = []
+        if gen_cfg.feature_dim is not None:
+            self._build(gen_cfg)
+
+    # --- construction ---------------------------------------------------------------------------------------------
+    def _build(self, cfg: GeneratorConfig, tokenizer: Any = None) -> None:
+        self.model = ExplanationGenerator(cfg, tokenizer)
+        self.heads = ContrastiveHeads(self.model.width, self.loss_config)
+        self.hparams["generator"] = dataclasses.asdict(self.model.config)  # resolved: reloads without the data
+
+    def configure_model(self) -> None:
+        """Build the model once the datamodule is known (feature width, tokenizer)."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.model is None:
+            if dm is None:
+                raise ValueError("generator.feature_dim is None and there is no datamodule to take it from")
+            self._build(dataclasses.replace(self.gen_config, feature_dim=dm.feature_dim), dm.tokenizer)
+        enc = self.model.encoder
+        fresh = not enc.image_mean.any() and bool((enc.image_std == 1).all())  # a checkpoint restore comes later
+        if fresh and self.trainer.state.fn == "fit" and hasattr(dm, "training_features"):
+            enc.set_feature_statistics(*dm.training_features())
+        if dm is not None and getattr(dm, "feature_dim", None) not in (None, self.model.config.feature_dim):
+            raise ValueError(f"feature store width {dm.feature_dim} != generator.feature_dim "
+                             f"{self.model.config.feature_dim}")
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "hparams") and "entity_swap" in dm.hparams:
+            dm.hparams.entity_swap = self.loss_config.needs_entity_swap  # spaCy runs only when CCL needs it
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    # --- steps ----------------------------------------------------------------------------------------------------
+    def _inputs(self, batch: dict[str, Any]) -> tuple:
+        hp = self.hparams
+        return (batch["image_features"] if hp.use_images else None, batch["image_mask"] if hp.use_images else None,
+                batch["review_features"] if hp.use_reviews else None,
+                batch["review_mask"] if hp.use_reviews else None)
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """All configured losses of a batch, and their weighted sum under `"loss"`."""
+        cfg, model = self.loss_config, self.model
+        states, mask, pos = model.encode(*self._inputs(batch))  # (B, S, D), (B, S)
+        hidden, logits = model.decode(batch["input_ids"], batch["attention_mask"], states, mask)  # (B, T, D/V)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100)
+        out = {"ce": ce}
+        if self.heads.phi_y is not None:
+            h_ent = None
+            if cfg.image_loss == "ccl":
+                ent_hidden, _ = model.decode(batch["ent_input_ids"], batch["ent_attention_mask"], states, mask,
+                                             with_logits=False)
+                h_ent = masked_mean(ent_hidden, batch["ent_attention_mask"])
+            history = masked_mean(batch["review_features"], batch["review_mask"]) if cfg.text_loss == "pcl" else None
+            out.update(self.heads(masked_mean(states, pos["image"]), masked_mean(states, pos["review"]),
+                                  masked_mean(hidden, batch["attention_mask"]), h_ent, batch.get("ent_mask"), history))
+        out["loss"] = ce + cfg.lambda1 * out.get("image", 0.0) + cfg.lambda2 * out.get("text", 0.0)
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.losses(batch)
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=len(batch["ids"]))
+        return out["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self.losses(batch)
+        self.log_dict({f"val/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=len(batch["ids"]))
+
+    def on_test_epoch_start(self) -> None:
+        self._predictions = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        texts = self.model.generate(*self._inputs(batch), num_beams=self.hparams.num_beams,
+                                    max_new_tokens=self.hparams.max_new_tokens)
+        for i, text in enumerate(texts):
+            self._predictions.append({
+                "id": batch["ids"][i], "text": text, "user_id": batch["user_ids"][i],
+                "business_id": batch["business_ids"][i], "photos": batch["photos"][i],
+                "reference": batch["targets"][i],
+            })
+
+    def on_test_epoch_end(self) -> None:
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
+        log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
+        scores = text_metrics([p["text"] for p in self._predictions], [p["reference"] for p in self._predictions])
+        if scores:
+            self.log_dict({f"test/{k}": v for k, v in scores.items()})
+
+    # --- export ---------------------------------------------------------------------------------------------------
+    def export(self, folder: str | Path) -> Path:
+        """Save the plain generator with its current weights and tokenizer (`ExplanationGenerator.from_pretrained`
+        loads the folder alone); `showcase fit` loads the best checkpoint before calling this."""
+        if self.model is None:
+            raise RuntimeError("nothing to export: the model is built when training starts")
+        folder = self.model.save_pretrained(folder)
+        (Path(folder) / "training.json").write_text(json.dumps(
+            {k: self.hparams[k] for k in ("loss", "use_images", "use_reviews", "num_beams", "max_new_tokens")},
+            indent=2))
+        return Path(folder)
+
+
+def text_metrics(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """BLEU-1/4, NIST and Distinct-1/2 (fractions) from `metrics.functional.ngram_suite`; {} when unavailable."""
+    if not predictions:
+        return {}
+    try:
+        from metrics.functional import ngram_suite
+    except ImportError as e:
+        log.warning("text metrics unavailable (%s)", e)
+        return {}
+    return {k: float(v) for k, v in ngram_suite(predictions, [[r] for r in references]).items()}

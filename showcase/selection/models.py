@@ -1,0 +1,288 @@
+"""Image-set selectors: the learned DPP (Personalized Showcases, Sec. 4.1) and the baselines of Table 3 and ELVis.
+
+Every selector is a plain `nn.Module` built from a config dataclass, saved with `save_pretrained` and read back with
+`load_selector(folder)`. They share one interface on a `SelectionBatch` (see `showcase.selection.profile`):
+
+- `scores(batch) -> (B, N)`: the relevance of each candidate (higher is better);
+- `select(batch, k) -> (B, k)`: selected candidate positions in order, -1 where the pool ran out;
+- `loss(batch) -> scalar` for the trainable ones (`trainable = True`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from showcase.pretrained import PretrainedMixin, read_config
+from showcase.selection.dpp import build_kernel, dpp_log_likelihood, greedy_map
+from showcase.selection.profile import SelectionBatch, check_modality, masked_mean, modality_count, profile_features
+
+__all__ = [
+    "AuthorshipConfig", "AuthorshipSelector", "CentroidConfig", "CentroidSelector", "DPPSelector",
+    "DPPSelectorConfig", "RandomConfig", "RandomSelector", "Selector", "load_selector", "tower_widths",
+]
+
+
+def tower_widths(dim: int) -> tuple[int, ...]:
+    """Hidden and output widths of a tower for CLIP dim `dim`: (d, d, d/2, d/4) = 512, 512, 256, 128 for ViT-B/32."""
+    return (dim, dim, max(dim // 2, 1), max(dim // 4, 1))
+
+
+def mlp(in_dim: int, widths: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
+    """Linear-ReLU stack ending with a plain Linear (no activation on the output)."""
+    layers: list[nn.Module] = []
+    for i, width in enumerate(widths):
+        layers.append(nn.Linear(in_dim, width))
+        if i < len(widths) - 1:
+            layers += [nn.ReLU(), nn.Dropout(dropout)] if dropout else [nn.ReLU()]
+        in_dim = width
+    return nn.Sequential(*layers)
+
+
+def standardise(x: Tensor, dim: int) -> Tensor:
+    """Rescale each `dim`-wide block of the last axis to norm sqrt(dim) (unit variance per coordinate).
+
+    CLIP features are unit vectors (coordinates ~ 1/sqrt(d)) and profile means are shorter still; fed as they are
+    to a deep ReLU tower they give almost constant outputs, and the towers barely learn. Zero blocks stay zero.
+    """
+    blocks = x.unflatten(-1, (x.shape[-1] // dim, dim))  # (..., m, d)
+    return (F.normalize(blocks, dim=-1) * dim**0.5).flatten(-2)
+
+
+def topk_select(scores: Tensor, mask: Tensor, k: int) -> Tensor:
+    """Positions of the `k` best real candidates per row, best first; -1 where fewer than `k` are real."""
+    B, N = scores.shape
+    out = torch.full((B, k), -1, dtype=torch.long, device=scores.device)
+    if k == 0 or N == 0:
+        return out
+    top = scores.masked_fill(~mask, float("-inf")).topk(min(k, N), dim=1)
+    out[:, : top.indices.shape[1]] = torch.where(torch.isfinite(top.values), top.indices, -1)
+    return out
+
+
+class Selector(nn.Module):
+    """Base class of the selectors (see the module docstring)."""
+
+    trainable: ClassVar[bool] = False
+
+    def scores(self, batch: SelectionBatch) -> Tensor:
+        raise NotImplementedError
+
+    def select(self, batch: SelectionBatch, k: int = 3) -> Tensor:
+        return topk_select(self.scores(batch), batch["pool_mask"], k)
+
+    def loss(self, batch: SelectionBatch) -> Tensor:
+        raise TypeError(f"{type(self).__name__} has nothing to train")
+
+
+# --- the learned DPP --------------------------------------------------------------------------------------------
+@dataclass
+class DPPSelectorConfig:
+    """Learned DPP selector.
+
+    Attributes:
+        feature_dim: CLIP dim d (512 for ViT-B/32); towers are d -> d -> d/2 -> d/4 (user input d or 2d).
+        modality: user profile from "img", "text" or "img+text" history features.
+        diversity: False gives the relevance-only baseline: S = I, so the DPP is a product of independent
+            Bernoullis P(i in Y) = sigmoid(2 s_i) and greedy MAP is top-K by relevance.
+        top_w: VisualLens history retrieval: only the top-w history photos most similar to the pool (None: all).
+        jitter: added to the kernel's diagonal so duplicate photos keep it positive definite.
+        max_logit: clamp of the relevance logits s (q = exp(s)) for numerical safety.
+    """
+
+    feature_dim: int = 512
+    modality: str = "img+text"
+    diversity: bool = True
+    top_w: int | None = None
+    jitter: float = 1e-3
+    max_logit: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_modality(self.modality)
+        if self.top_w is not None and self.top_w < 1:
+            raise ValueError(f"top_w must be >= 1 or None, got {self.top_w}")
+
+
+class DPPSelector(PretrainedMixin, Selector):
+    """Two towers give each candidate a relevance q_i = exp(<u, v_i> / sqrt(m)); L = diag(q) S diag(q) + jitter I.
+
+    Trained by the DPP log-likelihood of the user's own photos within the business's pool; selection is greedy MAP.
+    """
+
+    config_class = DPPSelectorConfig
+    trainable = True
+
+    def __init__(self, config: DPPSelectorConfig):
+        super().__init__()
+        self.config = config
+        d = config.feature_dim
+        widths = tower_widths(d)
+        self.user_tower = mlp(d * modality_count(config.modality), widths)
+        self.image_tower = mlp(d, widths)
+
+    def logits(self, batch: SelectionBatch) -> Tensor:
+        d = self.config.feature_dim
+        u = self.user_tower(standardise(profile_features(batch, self.config.modality, self.config.top_w), d))  # (B, m)
+        v = self.image_tower(standardise(batch["pool"], d))  # (B, N, m)
+        s = torch.einsum("bm,bnm->bn", u, v)  # (B, N)
+        return s.clamp(-self.config.max_logit, self.config.max_logit)
+
+    def scores(self, batch: SelectionBatch) -> Tensor:
+        """Relevance q (positive), `(B, N)`."""
+        return self.logits(batch).exp()
+
+    def kernel(self, batch: SelectionBatch, quality: Tensor | None = None) -> Tensor:
+        """L, `(B, N, N)`; padded rows and columns are zero."""
+        q = self.scores(batch) if quality is None else quality  # (B, N)
+        mask = batch["pool_mask"]
+        if self.config.diversity:
+            return build_kernel(q, batch["pool"], mask, jitter=self.config.jitter)
+        real = mask.to(q.dtype)
+        return torch.diag_embed((q * q + self.config.jitter) * real)
+
+    def select(self, batch: SelectionBatch, k: int = 3) -> Tensor:
+        return greedy_map(self.kernel(batch), k, mask=batch["pool_mask"])
+
+    def loss(self, batch: SelectionBatch) -> Tensor:
+        """Mean negative DPP log-likelihood of the targets, computed in float64 (small N, exact log-dets)."""
+        q = self.scores(batch).double()
+        kernel = self.kernel({**batch, "pool": batch["pool"].double()}, quality=q)
+        return -dpp_log_likelihood(kernel, batch["target"], batch["pool_mask"]).mean().float()
+
+
+# --- baselines ------------------------------------------------------------------------------------------------
+@dataclass
+class RandomConfig:
+    """Random selection (Table 3's "random"); `feature_dim` is kept only for a uniform interface."""
+
+    feature_dim: int = 512
+
+
+class RandomSelector(PretrainedMixin, Selector):
+    """Uniformly random distinct candidates (uses torch's global RNG: seed it for reproducible runs)."""
+
+    config_class = RandomConfig
+
+    def __init__(self, config: RandomConfig):
+        super().__init__()
+        self.config = config
+
+    def scores(self, batch: SelectionBatch) -> Tensor:
+        return torch.rand(batch["pool_mask"].shape, device=batch["pool"].device)
+
+
+@dataclass
+class CentroidConfig:
+    """ELVis's centroid baseline: the photos closest (cosine) to the mean of the business's pool."""
+
+    feature_dim: int = 512
+
+
+class CentroidSelector(PretrainedMixin, Selector):
+    config_class = CentroidConfig
+
+    def __init__(self, config: CentroidConfig):
+        super().__init__()
+        self.config = config
+
+    def scores(self, batch: SelectionBatch) -> Tensor:
+        pool, mask = F.normalize(batch["pool"], dim=-1), batch["pool_mask"]  # (B, N, d)
+        centre = F.normalize(masked_mean(pool, mask), dim=-1)  # (B, d)
+        return torch.einsum("bnd,bd->bn", pool, centre)
+
+
+@dataclass
+class AuthorshipConfig:
+    """ELVis photo authorship Pr(u, f): user embedding ⊕ projected photo features -> MLP -> sigmoid.
+
+    Attributes:
+        feature_dim: CLIP dim d; photos are projected to d/2, users embedded in d/2 (ELVis: 256 and 256).
+        users: the training users; row 0 of the embedding is the unknown user (unseen users, user dropout).
+        dropout: dropout before the output layer (ELVis: 0.2).
+        user_dropout: probability of training on the unknown-user row, so it learns a population prior.
+        other_negatives: weight of the other-business negatives in the loss (the batch's other pools).
+    """
+
+    feature_dim: int = 512
+    users: list[str] = field(default_factory=list)
+    dropout: float = 0.2
+    user_dropout: float = 0.1
+    other_negatives: float = 1.0
+
+
+class AuthorshipSelector(PretrainedMixin, Selector):
+    """ELVis: rank a business's photos by Pr(u, f); BCE with same-business and other-business negatives."""
+
+    config_class = AuthorshipConfig
+    trainable = True
+
+    def __init__(self, config: AuthorshipConfig):
+        super().__init__()
+        self.config = config
+        d = config.feature_dim
+        half = max(d // 2, 1)
+        self.index = {u: i + 1 for i, u in enumerate(config.users)}
+        self.user_embedding = nn.Embedding(len(config.users) + 1, half)
+        self.photo_proj = nn.Linear(d, half)
+        self.head = nn.Sequential(nn.Linear(2 * half, half), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(half, 1))
+
+    def user_index(self, user_ids: list[str], device: torch.device) -> Tensor:
+        idx = torch.tensor([self.index.get(u, 0) for u in user_ids], dtype=torch.long, device=device)
+        if self.training and self.config.user_dropout:
+            idx = idx.masked_fill(torch.rand(idx.shape, device=device) < self.config.user_dropout, 0)
+        return idx
+
+    def logits(self, batch: SelectionBatch, pool: Tensor | None = None) -> Tensor:
+        pool = batch["pool"] if pool is None else pool  # (B, N, d)
+        u = self.user_embedding(self.user_index(batch["user_ids"], pool.device))  # (B, h)
+        f = self.photo_proj(standardise(pool, self.config.feature_dim))  # (B, N, h)
+        x = torch.cat([u.unsqueeze(1).expand(-1, f.shape[1], -1), f], dim=-1)  # (B, N, 2h)
+        return self.head(x).squeeze(-1)  # (B, N)
+
+    def scores(self, batch: SelectionBatch) -> Tensor:
+        """Pr(u, f), `(B, N)`."""
+        return self.logits(batch).sigmoid()
+
+    def loss(self, batch: SelectionBatch) -> Tensor:
+        mask, target = batch["pool_mask"], batch["target"].to(batch["pool"].dtype)
+        same = F.binary_cross_entropy_with_logits(self.logits(batch), target, reduction="none")
+        loss = (same * mask).sum() / mask.sum().clamp_min(1)
+        if self.config.other_negatives and len(batch["user_ids"]) > 1:  # other businesses: the next pool in the batch
+            other_pool, other_mask = batch["pool"].roll(1, 0), batch["pool_mask"].roll(1, 0)
+            other = F.binary_cross_entropy_with_logits(
+                self.logits(batch, other_pool), torch.zeros_like(other_mask, dtype=target.dtype), reduction="none")
+            loss = loss + self.config.other_negatives * (other * other_mask).sum() / other_mask.sum().clamp_min(1)
+        return loss
+
+
+SELECTORS: dict[str, type[Selector]] = {
+    "dpp": DPPSelector, "random": RandomSelector, "centroid": CentroidSelector, "authorship": AuthorshipSelector,
+}
+
+
+def load_selector(folder: str | Path, map_location: str | torch.device = "cpu") -> Selector:
+    """Load any selector saved with `save_pretrained` (the class is read from `config.json`)."""
+    _, payload = read_config(folder)
+    path = payload.get("class", "")
+    by_path = {f"{c.__module__}.{c.__qualname__}": c for c in SELECTORS.values()}
+    if path not in by_path:
+        raise ValueError(f"{Path(folder) / 'config.json'}: class {path!r} is not a selector; expected one of "
+                         f"{sorted(by_path)}")
+    return by_path[path].from_pretrained(folder, map_location=map_location)
+
+
+def build_selector(name: str, **config) -> Selector:
+    """Build a selector by short name ("dpp", "random", "centroid", "authorship") from config fields."""
+    if name not in SELECTORS:
+        raise ValueError(f"unknown selector {name!r}; expected one of {sorted(SELECTORS)}")
+    cls = SELECTORS[name]
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = set(config) - fields
+    if unknown:
+        raise ValueError(f"selector {name!r} takes no option(s) {sorted(unknown)}; it takes {sorted(fields)}")
+    return cls(cls.config_class(**config))

@@ -72,12 +72,15 @@ class MatchHead(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()
+        self.text_proj = nn.Linear(dim, hidden)
+        self.image_proj = nn.Linear(dim, hidden)
         self.mlp = nn.Sequential(
-            nn.Linear(4 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+            nn.Linear(4 * hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
         )
 
     def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         # text (..., D), image (..., D), broadcastable -> logits (...)
+        text, image = self.text_proj(text), self.image_proj(image)  # (..., H)
         text, image = torch.broadcast_tensors(text, image)
         features = torch.cat([text, image, text * image, (text - image).abs()], dim=-1)  # (..., 4D)
         return self.mlp(features).squeeze(-1)

@@ -237,8 +237,8 @@ class ExplanationGenerator(PretrainedMixin, nn.Module):
         out = self.decoder.generate(
             input_ids=bos, attention_mask=torch.ones_like(bos), encoder_hidden_states=states,
             encoder_attention_mask=mask.long(), num_beams=num_beams, do_sample=False, max_new_tokens=max_new,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, use_cache=use_cache, early_stopping=True,
-            min_new_tokens=min(min_new_tokens, max_new),
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, use_cache=use_cache,
+            min_new_tokens=min(min_new_tokens, max_new), **({"early_stopping": True} if num_beams > 1 else {}),
         )
         self.train(was_training)
         return out[:, 1:]

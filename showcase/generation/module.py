@@ -105,8 +105,10 @@ class GeneratorModule(L.LightningModule):
         """All configured losses of a batch, and their weighted sum under `"loss"`."""
         cfg, model = self.loss_config, self.model
         states, mask, pos = model.encode(*self._inputs(batch))  # (B, S, D), (B, S)
-        hidden, logits = model.decode(batch["input_ids"], batch["attention_mask"], states, mask)  # (B, T, D/V)
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100)
+        hidden, _ = model.decode(batch["input_ids"], batch["attention_mask"], states, mask, with_logits=False)
+        target = batch["labels"] != -100  # (B, T): the LM head (the costliest layer) runs on real targets only
+        logits = model.decoder.lm_head(hidden[target])  # (n, V)
+        ce = F.cross_entropy(logits.float(), batch["labels"][target])
         out = {"ce": ce}
         if self.heads.phi_y is not None:
             h_ent = None

@@ -58,6 +58,12 @@ class SelectionExamples(Dataset):
     def __getitem__(self, i: int) -> Example:
         return self.examples[i]
 
+    def features(self) -> tuple[Tensor, Tensor]:
+        """The distinct image rows (pools and histories) and text rows these examples use: `(n, d)`, `(t, d)`."""
+        photos = sorted({i for e in self.examples for i in (*e.pool, *e.history)})
+        texts = sorted({i for e in self.examples for i in e.texts})
+        return self.images[photos], self.texts[texts]
+
     def collate(self, examples: list[Example]) -> SelectionBatch:
         def rows(matrix: Tensor, idx: tuple[int, ...]) -> Tensor:
             return matrix[list(idx)] if idx else matrix.new_zeros(0, matrix.shape[1])
@@ -191,6 +197,12 @@ class SelectionDataModule(L.LightningDataModule):
     @property
     def train_users(self) -> list[str]:
         return sorted({r.user_id for r in self._open()[0].split("train")})
+
+    def training_features(self) -> tuple[Tensor, Tensor]:
+        """Image and text features of the training split (to fit the selectors' `FeatureNorm`)."""
+        if self.splits is None:
+            self.setup()
+        return self.splits["train"].features()
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:

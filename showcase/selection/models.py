@@ -24,7 +24,8 @@ from showcase.selection.profile import SelectionBatch, check_modality, masked_me
 
 __all__ = [
     "AuthorshipConfig", "AuthorshipSelector", "CentroidConfig", "CentroidSelector", "DPPSelector",
-    "DPPSelectorConfig", "RandomConfig", "RandomSelector", "Selector", "load_selector", "tower_widths",
+    "DPPSelectorConfig", "FeatureNorm", "RandomConfig", "RandomSelector", "Selector", "load_selector",
+    "tower_widths",
 ]
 
 
@@ -52,6 +53,39 @@ def standardise(x: Tensor, dim: int) -> Tensor:
     """
     blocks = x.unflatten(-1, (x.shape[-1] // dim, dim))  # (..., m, d)
     return (F.normalize(blocks, dim=-1) * dim**0.5).flatten(-2)
+
+
+class FeatureNorm(nn.Module):
+    """Per-coordinate mean and std of image and text features, kept as buffers so they are saved with the model.
+
+    CLIP features are anisotropic (all photos of a domain share a large common component: on the test world's
+    tiny CLIP the mean pairwise cosine of photos is 0.98), so raw cosines barely tell photos apart and the DPP's
+    similarity S is nearly all-ones. Centring and scaling each coordinate by statistics of the training features
+    fixes both. Until `fit` is called the transform is the identity.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        for name in ("image", "text"):
+            self.register_buffer(f"{name}_mean", torch.zeros(dim))
+            self.register_buffer(f"{name}_std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, images: Tensor, texts: Tensor | None = None) -> "FeatureNorm":
+        """Set the statistics from `(n, d)` training image (and text) features; an empty or None matrix is skipped."""
+        for name, x in (("image", images), ("text", texts)):
+            if x is not None and x.shape[0] > 1:
+                x = x.to(self.image_mean)
+                std = x.std(0)
+                getattr(self, f"{name}_mean").copy_(x.mean(0))
+                getattr(self, f"{name}_std").copy_(std.clamp_min(1e-3 * float(std.max()) + 1e-12))
+        return self
+
+    def images(self, x: Tensor) -> Tensor:
+        return (x - self.image_mean) / self.image_std
+
+    def texts(self, x: Tensor) -> Tensor:
+        return (x - self.text_mean) / self.text_std
 
 
 def topk_select(scores: Tensor, mask: Tensor, k: int) -> Tensor:
@@ -93,6 +127,11 @@ class DPPSelectorConfig:
         top_w: VisualLens history retrieval: only the top-w history photos most similar to the pool (None: all).
         jitter: added to the kernel's diagonal so duplicate photos keep it positive definite.
         max_logit: clamp of the relevance logits s (q = exp(s)) for numerical safety.
+        dropout: dropout between the towers' hidden layers.
+        skip_init: initial weight of the learned skip term, the cosine between the (standardised) image profile and
+            each photo; the text profile's cross-modal cosine starts at weight 0. With the output layer of the user
+            tower starting at zero, an untrained model ranks like that cosine and training only improves on it.
+            None removes the skip term (towers only).
     """
 
     feature_dim: int = 512
@@ -101,16 +140,23 @@ class DPPSelectorConfig:
     top_w: int | None = None
     jitter: float = 1e-3
     max_logit: float = 10.0
+    dropout: float = 0.1
+    skip_init: float | None = 4.0
 
     def __post_init__(self) -> None:
         check_modality(self.modality)
         if self.top_w is not None and self.top_w < 1:
             raise ValueError(f"top_w must be >= 1 or None, got {self.top_w}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class DPPSelector(PretrainedMixin, Selector):
-    """Two towers give each candidate a relevance q_i = exp(<u, v_i> / sqrt(m)); L = diag(q) S diag(q) + jitter I.
+    """Relevance q_i = exp(s_i) with s_i = <u, v_i> / sqrt(m) + sum_k a_k cos(p_k, f_i); L = diag(q) S diag(q).
 
+    u and v_i are the user and image towers' outputs (width m) on the standardised profile and photo features,
+    p_k the standardised profile blocks (text, image), f_i the standardised photo, a_k learned skip weights, and
+    S the cosine Gram matrix of the standardised photos (`FeatureNorm`, fitted on the training features).
     Trained by the DPP log-likelihood of the user's own photos within the business's pool; selection is greedy MAP.
     """
 
@@ -120,16 +166,36 @@ class DPPSelector(PretrainedMixin, Selector):
     def __init__(self, config: DPPSelectorConfig):
         super().__init__()
         self.config = config
-        d = config.feature_dim
+        d, m = config.feature_dim, modality_count(config.modality)
         widths = tower_widths(d)
-        self.user_tower = mlp(d * modality_count(config.modality), widths)
-        self.image_tower = mlp(d, widths)
+        self.norm = FeatureNorm(d)
+        self.user_tower = mlp(d * m, widths, config.dropout)
+        self.image_tower = mlp(d, widths, config.dropout)
+        nn.init.zeros_(self.user_tower[-1].weight)  # the tower term starts at 0: the skip term ranks at first
+        nn.init.zeros_(self.user_tower[-1].bias)
+        if config.skip_init is not None:
+            blocks = ["text", "img"] if config.modality == "img+text" else [config.modality]
+            init = torch.tensor([config.skip_init if b == "img" else 0.0 for b in blocks])  # (blocks,)
+            self.skip = nn.Parameter(init.unsqueeze(1).repeat(1, d))  # (blocks, d): a diagonal bilinear form
+
+    def features(self, batch: SelectionBatch) -> tuple[Tensor, Tensor]:
+        """Standardised profile `(B, m d)` and pool `(B, N, d)`, each d-block rescaled to norm sqrt(d)."""
+        d = self.config.feature_dim
+        pool = self.norm.images(batch["pool"])  # (B, N, d)
+        std_batch = {**batch, "pool": pool, "hist_img": self.norm.images(batch["hist_img"]),
+                     "hist_text": self.norm.texts(batch["hist_text"])}
+        profile = profile_features(std_batch, self.config.modality, self.config.top_w)  # (B, m d)
+        return standardise(profile, d), standardise(pool, d)
 
     def logits(self, batch: SelectionBatch) -> Tensor:
         d = self.config.feature_dim
-        u = self.user_tower(standardise(profile_features(batch, self.config.modality, self.config.top_w), d))  # (B, m)
-        v = self.image_tower(standardise(batch["pool"], d))  # (B, N, m)
-        s = torch.einsum("bm,bnm->bn", u, v)  # (B, N)
+        profile, pool = self.features(batch)  # (B, m d), (B, N, d)
+        u = self.user_tower(profile)  # (B, m')
+        v = self.image_tower(pool)  # (B, N, m')
+        s = torch.einsum("bm,bnm->bn", u, v) / u.shape[-1] ** 0.5  # (B, N)
+        if self.config.skip_init is not None:
+            blocks = profile.unflatten(-1, (-1, d))  # (B, blocks, d)
+            s = s + torch.einsum("bkd,kd,bnd->bn", blocks, self.skip.to(blocks.dtype), pool) / d
         return s.clamp(-self.config.max_logit, self.config.max_logit)
 
     def scores(self, batch: SelectionBatch) -> Tensor:
@@ -141,7 +207,7 @@ class DPPSelector(PretrainedMixin, Selector):
         q = self.scores(batch) if quality is None else quality  # (B, N)
         mask = batch["pool_mask"]
         if self.config.diversity:
-            return build_kernel(q, batch["pool"], mask, jitter=self.config.jitter)
+            return build_kernel(q, self.norm.images(batch["pool"]), mask, jitter=self.config.jitter)
         real = mask.to(q.dtype)
         return torch.diag_embed((q * q + self.config.jitter) * real)
 
@@ -227,6 +293,7 @@ class AuthorshipSelector(PretrainedMixin, Selector):
         d = config.feature_dim
         half = max(d // 2, 1)
         self.index = {u: i + 1 for i, u in enumerate(config.users)}
+        self.norm = FeatureNorm(d)
         self.user_embedding = nn.Embedding(len(config.users) + 1, half)
         self.photo_proj = nn.Linear(d, half)
         self.head = nn.Sequential(nn.Linear(2 * half, half), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(half, 1))
@@ -240,7 +307,7 @@ class AuthorshipSelector(PretrainedMixin, Selector):
     def logits(self, batch: SelectionBatch, pool: Tensor | None = None) -> Tensor:
         pool = batch["pool"] if pool is None else pool  # (B, N, d)
         u = self.user_embedding(self.user_index(batch["user_ids"], pool.device))  # (B, h)
-        f = self.photo_proj(standardise(pool, self.config.feature_dim))  # (B, N, h)
+        f = self.photo_proj(standardise(self.norm.images(pool), self.config.feature_dim))  # (B, N, h)
         x = torch.cat([u.unsqueeze(1).expand(-1, f.shape[1], -1), f], dim=-1)  # (B, N, 2h)
         return self.head(x).squeeze(-1)  # (B, N)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from metrics.ranking import DivAtK, F1AtK, PercentileRank, PrecisionAtK, RecallAtK, TopNAccuracy
 from showcase.selection.models import SELECTORS, Selector, build_selector
@@ -75,15 +75,21 @@ class SelectionModule(L.LightningModule):
         diversity: DPP with the cosine similarity kernel (True) or S = I (relevance-only).
         top_w: VisualLens history retrieval for the DPP profile (None: whole history).
         jitter: DPP kernel jitter.
+        dropout: dropout in the DPP towers.
+        skip_init: initial weight of the DPP's profile-photo cosine skip term (None: towers only).
         lr: Adam learning rate (paper: 1e-3).
+        weight_decay: AdamW weight decay.
+        patience: stop training after this many validation epochs without a better val Prec@K (None: never);
+            the best epoch's weights are the ones exported and tested (`--ckpt_path best`).
         k: photos selected per request (paper: K = 3).
         name: the method's name in the printed table (default: derived from the options).
         feature_dim: CLIP dim; None takes it from the datamodule's feature store.
     """
 
     def __init__(self, selector: str = "dpp", modality: str = "img+text", diversity: bool = True,
-                 top_w: int | None = None, jitter: float = 1e-3, lr: float = 1e-3, k: int = 3,
-                 name: str | None = None, feature_dim: int | None = None):
+                 top_w: int | None = None, jitter: float = 1e-3, dropout: float = 0.1,
+                 skip_init: float | None = 4.0, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 patience: int | None = 10, k: int = 3, name: str | None = None, feature_dim: int | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.selector: Selector | None = None
@@ -105,28 +111,36 @@ class SelectionModule(L.LightningModule):
         hp = self.hparams
         if hp.selector == "dpp":
             return build_selector("dpp", feature_dim=dim, modality=hp.modality, diversity=hp.diversity,
-                                  top_w=hp.top_w, jitter=hp.jitter)
+                                  top_w=hp.top_w, jitter=hp.jitter, dropout=hp.dropout, skip_init=hp.skip_init)
         if hp.selector == "authorship":
             return build_selector("authorship", feature_dim=dim, users=users)
         return build_selector(hp.selector, feature_dim=dim)
 
     def setup(self, stage: str) -> None:
-        if self.selector is None:
-            dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        fresh = self.selector is None
+        if fresh:
             if dm is None or not hasattr(dm, "feature_dim"):
                 raise RuntimeError("SelectionModule needs feature_dim, or a SelectionDataModule to read it from")
             users = dm.train_users if self.hparams.selector == "authorship" else []
             self.selector = self._build(self.hparams.feature_dim or dm.feature_dim, users)
+        norm = getattr(self.selector, "norm", None)
+        if norm is not None and (fresh or stage == "fit") and hasattr(dm, "training_features"):
+            # feature statistics of the training split; a checkpoint restored after setup brings its own
+            norm.fit(*dm.training_features())
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.selector.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.hparams.lr) if params else None
+        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay) if params else None
 
     def configure_callbacks(self) -> list:
         if not SELECTORS[self.hparams.selector].trainable:  # called before setup: read the class
             return []
-        return [ModelCheckpoint(monitor=f"val/Prec@{self.hparams.k}", mode="max", save_top_k=1,
-                                filename="best-{epoch}")]
+        monitor = f"val/Prec@{self.hparams.k}"
+        callbacks: list = [ModelCheckpoint(monitor=monitor, mode="max", save_top_k=1, filename="best-{epoch}")]
+        if self.hparams.patience is not None:
+            callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=self.hparams.patience))
+        return callbacks
 
     def training_step(self, batch: SelectionBatch, batch_idx: int) -> torch.Tensor | None:
         if not self.selector.trainable:

@@ -98,7 +98,11 @@ def _read_json(path: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from showcase.cli import main
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo needs nothing from the Hub: never wait on it
 
     out = Path(args.output).resolve()
     configs = Path(args.configs)

@@ -102,8 +102,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.xfail(reason="WIP: the towers overfit the small synthetic world (train P@3 0.57, test ~random); "
-                          "needs regularisation / early stopping on val P@3", strict=False)
 def test_learning_on_synthetic_world(tmp_path, capsys):
     dataset, store = make_world(users=200, businesses=30, clusters=6, dim=64)
     rows = {
@@ -125,12 +123,12 @@ def test_learning_on_synthetic_world(tmp_path, capsys):
     assert isinstance(load_selector(tmp_path / "d" / "export"), DPPSelector)
 
 
-@pytest.mark.xfail(reason="WIP: ELVis authorship not yet shown to learn on the synthetic world", strict=False)
 def test_authorship_learns_seen_users(tmp_path):
-    dataset, store = make_world()
+    dataset, store = make_world(dim=64)  # ELVis's head is d/2 wide: too narrow at d = 16 to learn 56 users
     L.seed_everything(0)
     dm = SelectionDataModule("unused", "unused", batch_size=32).attach(dataset, store)
-    module = SelectionModule(selector="authorship")
+    # val users are unseen (split by user): val P@3 says nothing about authorship, so no early stopping here
+    module = SelectionModule(selector="authorship", lr=1e-2, patience=None)
     L.Trainer(max_epochs=30, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
               enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0).fit(module, dm)
     model, train = module.selector.eval(), dm.splits["train"]

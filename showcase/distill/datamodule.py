@@ -53,7 +53,8 @@ class PairDataModule(L.LightningDataModule):
     Args:
         dataset: dataset folder (``showcase prepare``).
         store: feature store folder (``showcase features``); sentences it lacks are encoded with its encoder.
-        labels: labelled pairs JSONL (hand labels; several annotators are merged by majority vote). When not
+        labels: labelled pairs JSONL, or one file per annotator (the annotation tool's label logs are read as they
+            are; annotators are merged by majority vote). When not
             given, labels are derived from the test world's ground truth found with the dataset (``world.json``).
         world: test world folder to derive labels from, when it is not found with the dataset.
         batch_size: pairs per training batch.
@@ -65,9 +66,9 @@ class PairDataModule(L.LightningDataModule):
         self,
         dataset: str,
         store: str,
-        labels: str | None = None,
+        labels: str | list[str] | None = None,
         world: str | None = None,
-        batch_size: int = 256,
+        batch_size: int = 128,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
@@ -91,14 +92,16 @@ class PairDataModule(L.LightningDataModule):
     def load_pairs(self) -> list[LabeledPair]:
         """The labelled pairs: from `labels`, else from the test world's ground truth."""
         if self.hparams.labels:
-            pairs = aggregate_labels(read_pairs(self.hparams.labels))
+            files = [self.hparams.labels] if isinstance(self.hparams.labels, str) else list(self.hparams.labels)
+            pairs = aggregate_labels([p for f in files for p in read_pairs(f)])
             if not pairs:
-                raise ValueError(f"{self.hparams.labels}: no labelled pair (all unlabelled or tied)")
+                raise ValueError(f"{', '.join(files)}: no labelled pair (all unlabelled or tied)")
             return pairs
         world = self.hparams.world or find_world(self.hparams.dataset)
         if world is None:
             raise ValueError(
-                f"no labels: pass `labels` (a labelled pairs JSONL) or `world`; {self.hparams.dataset} has no world.json"
+                f"no labels: pass `labels` (a labelled pairs JSONL) or `world`; "
+                f"{self.hparams.dataset} has no world.json"
             )
         return pairs_from_world(world, self.hparams.dataset)
 

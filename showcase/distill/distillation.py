@@ -201,7 +201,8 @@ def distill(
         stats.sentences_kept += len(keep)
         kept_photos = review.photos
         if photos == "matched":
-            kept_photos = tuple(p for j, p in enumerate(rec["photos"]) if max(rec["scores"][i][j] for i in keep) >= threshold)
+            best = [max(rec["scores"][i][j] for i in keep) for j in range(len(rec["photos"]))]
+            kept_photos = tuple(p for p, score in zip(rec["photos"], best) if score >= threshold)
         kept_reviews.append(replace(review, photos=tuple(kept_photos), explanation=tuple(sentences[i] for i in keep)))
     stats.reviews_out = len(kept_reviews)
     result = dataset.with_reviews(kept_reviews)
@@ -218,7 +219,8 @@ def format_stats(stats: DistillStats) -> str:
     kept = stats.sentences_kept / stats.sentences_in if stats.sentences_in else 0.0
     return "\n".join([
         format_table1(stats.table),
-        f"threshold {stats.threshold:.3f}: kept {stats.sentences_kept:,}/{stats.sentences_in:,} sentences ({kept:.1%}); "
+        f"threshold {stats.threshold:.3f}: kept {stats.sentences_kept:,}/{stats.sentences_in:,} sentences "
+        f"({kept:.1%}); "
         f"dropped {stats.reviews_dropped:,} reviews with no kept sentence",
         f"photos missing from the store: {stats.photos_missing:,} "
         f"(reviews with none: {stats.reviews_without_photo_features:,}); "
@@ -230,7 +232,8 @@ def format_stats(stats: DistillStats) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``showcase distill``."""
     parser.add_argument("--dataset", required=True, help="input dataset folder (showcase prepare)")
-    parser.add_argument("--classifier", required=True, help="trained Φ folder (showcase fit --config configs/classifier.yaml)")
+    parser.add_argument("--classifier", required=True,
+                        help="trained Φ folder (showcase fit --config configs/classifier.yaml)")
     parser.add_argument("--store", required=True, help="feature store folder (showcase features)")
     parser.add_argument("--output", required=True, help="folder of the distilled dataset (Gest-s2)")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: Φ's, chosen on validation)")

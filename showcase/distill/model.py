@@ -6,8 +6,9 @@ describes the photo. Two heads:
 - ``"concat"``, the paper's: ``sigmoid(W [t; v] + b)``. A single linear layer over the concatenation scores
   ``w_t·t + w_v·v``, a sentence score plus a photo score: it can learn that a sentence is "photo-like", never
   whether it matches *this* photo.
-- ``"match"``: a hidden layer over ``[t, v, t⊙v, |t−v|]`` (the classic sentence-pair features), which can model
-  the match itself.
+- ``"match"``: both features are projected to a shared space (``p = A t``, ``q = B v``; needed when the two
+  embeddings are not aligned, as with an untrained CLIP), then a hidden layer over ``[p, q, p⊙q, |p−q|]`` (the
+  classic sentence-pair features) models the match itself.
 
 Calling the module scores all pairs: ``phi(text (m, d), image (n, d)) -> probabilities (m, n)`` (CLIP-Align, Eq. 12,
 uses this form); :meth:`SentenceImageClassifier.pair_logits` scores aligned pairs for training.
@@ -33,15 +34,15 @@ class ClassifierConfig:
     Attributes:
         dim: CLIP embedding size of both sentence and photo features.
         head: ``"concat"`` (the paper's single linear layer) or ``"match"`` (hidden layer over match features).
-        hidden: hidden size of the ``"match"`` head.
+        hidden: size of the shared space and of the hidden layer of the ``"match"`` head.
         dropout: dropout before the last layer of the ``"match"`` head.
         threshold: decision threshold on the probability; set to the max-F1 threshold on validation when trained.
     """
 
     dim: int = 512
     head: str = "match"
-    hidden: int = 256
-    dropout: float = 0.1
+    hidden: int = 128
+    dropout: float = 0.2
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -68,7 +69,7 @@ class ConcatHead(nn.Module):
 
 
 class MatchHead(nn.Module):
-    """A hidden layer over ``[t, v, t⊙v, |t−v|]``: can learn whether the sentence matches the photo."""
+    """Projections to a shared space, then a hidden layer over ``[p, q, p⊙q, |p−q|]``: models the match."""
 
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()

@@ -20,8 +20,9 @@ class ClassifierModule(L.LightningModule):
     the weights and threshold of the epoch with the best validation AUC are kept for :meth:`export`.
 
     Args:
-        head: ``"match"`` (hidden layer over ``[t, v, t⊙v, |t−v|]``) or ``"concat"`` (the paper's linear layer).
-        hidden: hidden size of the match head.
+        head: ``"match"`` (projections, then a hidden layer over ``[p, q, p⊙q, |p−q|]``) or ``"concat"`` (the
+            paper's linear layer).
+        hidden: shared-space and hidden size of the match head.
         dropout: dropout of the match head.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -31,10 +32,10 @@ class ClassifierModule(L.LightningModule):
     def __init__(
         self,
         head: str = "match",
-        hidden: int = 256,
-        dropout: float = 0.1,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        hidden: int = 128,
+        dropout: float = 0.2,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
         dim: int | None = None,
     ) -> None:
         super().__init__()

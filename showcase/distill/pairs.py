@@ -5,7 +5,9 @@ One pair per line::
     {"review_id": "r1", "sentence": "The miso ramen was rich.", "photo_id": "p7", "label": 1, "annotator": "ann"}
 
 `label` is 1 (the sentence describes the photo), 0 (it does not) or null (not labelled yet: a pair sampled for
-annotation). The annotation tool (`annotation/`) reads and writes this format through this module.
+annotation). Extra fields are ignored, so the annotation tool's label logs (`annotation/labels.py`: the same records
+plus `event` and `time`, latest record of a pair wins) are read as they are; :func:`aggregate_labels` applies the
+latest-wins rule per annotator and a majority vote across annotators.
 
 Command line (``showcase pairs``)::
 
@@ -54,6 +56,8 @@ class LabeledPair:
             if not isinstance(data.get(name), str) or not data[name]:
                 raise ValueError(f"{where}: field {name!r} must be a non-empty string, got {data.get(name)!r}")
         label = data.get("label")
+        if label == "skip":  # a label log's skip event: seen, not labelled
+            label = None
         if label is not None:
             if isinstance(label, bool) or label not in (0, 1):
                 raise ValueError(f"{where}: field 'label' must be 0, 1 or null, got {label!r}")
@@ -78,15 +82,18 @@ def write_pairs(path: str | Path, pairs: Iterable[LabeledPair]) -> Path:
 def aggregate_labels(pairs: Iterable[LabeledPair]) -> list[LabeledPair]:
     """One labelled pair per (review, sentence, photo) by majority vote over annotators.
 
-    Each annotator's last label of a pair counts (an annotator may relabel). Ties and unlabelled pairs are dropped.
-    The result has ``annotator=None`` unless a single annotator labelled the pair.
+    Each annotator's latest record of a pair counts, as in the annotation tool's label logs: a relabel replaces
+    the label, and a later unlabelled record (a skip or an undo, ``label`` null) withdraws it. Ties and unlabelled
+    pairs are dropped. The result has ``annotator=None`` unless a single annotator labelled the pair.
     """
-    votes: dict[tuple[str, str, str], dict[str | None, int]] = defaultdict(dict)
+    votes: dict[tuple[str, str, str], dict[str | None, int | None]] = defaultdict(dict)
     for p in pairs:
-        if p.label is not None:
-            votes[p.key][p.annotator] = p.label
+        votes[p.key][p.annotator] = p.label
     out = []
-    for key, by_annotator in votes.items():
+    for key, latest in votes.items():
+        by_annotator = {a: v for a, v in latest.items() if v is not None}
+        if not by_annotator:
+            continue
         counts = Counter(by_annotator.values())
         if counts[0] == counts[1]:
             continue

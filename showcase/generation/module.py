@@ -53,11 +53,10 @@ class GeneratorModule(L.LightningModule):
             raise ValueError(f"image_loss={loss_cfg.image_loss!r} needs use_images=true")
         if loss_cfg.text_loss != "none" and not use_reviews:
             raise ValueError(f"text_loss={loss_cfg.text_loss!r} needs use_reviews=true")
-        self.save_hyperparameters({
-            "generator": dataclasses.asdict(gen_cfg), "loss": dataclasses.asdict(loss_cfg), "use_images": use_images,
-            "use_reviews": use_reviews, "lr": lr, "weight_decay": weight_decay, "num_beams": num_beams,
-            "max_new_tokens": max_new_tokens,
-        })
+        self.save_hyperparameters()  # keeps LightningCLI's class path, so `--ckpt_path` resumes through the CLI
+        # plain dicts in checkpoints (they load with weights_only=True); decoder_config is derived, never an input
+        self.hparams["generator"] = {k: v for k, v in dataclasses.asdict(gen_cfg).items() if k != "decoder_config"}
+        self.hparams["loss"] = dataclasses.asdict(loss_cfg)
         self.gen_config, self.loss_config = gen_cfg, loss_cfg
         self.model: ExplanationGenerator | None = None
         self.heads: ContrastiveHeads | None = None
@@ -69,7 +68,7 @@ class GeneratorModule(L.LightningModule):
     def _build(self, cfg: GeneratorConfig, tokenizer: Any = None) -> None:
         self.model = ExplanationGenerator(cfg, tokenizer)
         self.heads = ContrastiveHeads(self.model.width, self.loss_config)
-        self.hparams["generator"] = dataclasses.asdict(self.model.config)  # resolved: reloads without the data
+        self.hparams["generator"]["feature_dim"] = cfg.feature_dim  # resolved: the checkpoint reloads without data
 
     def configure_model(self) -> None:
         """Build the model once the datamodule is known (feature width, tokenizer)."""

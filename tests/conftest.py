@@ -14,6 +14,17 @@ import pytest  # noqa: E402
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gmaps-restaurant-reviews"
 
 
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny tensors only fight over the shared cores with more."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def world_dir(tmp_path_factory) -> Path:
     """The small test world (seed 0): filter_all_t.json, photos/, world.json."""

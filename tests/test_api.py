@@ -21,7 +21,7 @@ def showcaser(demo_dir):
 
 
 @pytest.fixture(scope="session")
-def test_pair(showcaser):
+def known_pair(showcaser):
     review = next(r for r in showcaser.dataset.split("test") if len(showcaser.dataset.business_photos(r.business_id)) > 3)
     return review.user_id, review.business_id
 
@@ -36,8 +36,8 @@ def test_demo_wrote_pages_and_resumes(demo_dir, capsys):
     assert out.count("done earlier, skipped") >= 10
 
 
-def test_known_pair(showcaser, test_pair):
-    user, business = test_pair
+def test_known_pair(showcaser, known_pair):
+    user, business = known_pair
     result = showcaser.generate_showcase(user, business, k=3)
     pool = set(showcaser.dataset.business_photos(business))
     assert len(result.photos) == 3 and len({p.photo_id for p in result.photos}) == 3
@@ -47,11 +47,11 @@ def test_known_pair(showcaser, test_pair):
     assert result.user_id == user and result.business_id == business
 
 
-def test_same_seed_same_showcase_across_loads(demo_dir, showcaser, test_pair):
+def test_same_seed_same_showcase_across_loads(demo_dir, showcaser, known_pair):
     again = Showcaser.load(demo_dir / "pipeline")
-    a, b = showcaser.generate_showcase(*test_pair, seed=3), again.generate_showcase(*test_pair, seed=3)
+    a, b = showcaser.generate_showcase(*known_pair, seed=3), again.generate_showcase(*known_pair, seed=3)
     assert [p.photo_id for p in a.photos] == [p.photo_id for p in b.photos] and a.text == b.text
-    one_call = generate_showcase(*test_pair, pipeline=demo_dir / "pipeline", seed=3)
+    one_call = generate_showcase(*known_pair, pipeline=demo_dir / "pipeline", seed=3)
     assert one_call.text == a.text
 
 
@@ -63,21 +63,21 @@ def test_batch_equals_single_calls(showcaser):
     assert [s.text for s in batch] == [s.text for s in single]
 
 
-def test_cold_start_user_gets_group_showcase(showcaser, test_pair):
-    _, business = test_pair
+def test_cold_start_user_gets_group_showcase(showcaser, known_pair):
+    _, business = known_pair
     result = showcaser.generate_showcase("a-user-never-seen", business)
     assert result.cold_start and any("cold start" in n for n in result.notes)
     assert len(result.photos) == 3 and {p.photo_id for p in result.photos} <= set(showcaser.dataset.business_photos(business))
     assert result.text.strip()
 
 
-def test_unknown_business_is_a_key_error_naming_it(showcaser, test_pair):
+def test_unknown_business_is_a_key_error_naming_it(showcaser, known_pair):
     with pytest.raises(KeyError, match="no-such-business"):
-        showcaser.generate_showcase(test_pair[0], "no-such-business")
+        showcaser.generate_showcase(known_pair[0], "no-such-business")
 
 
-def test_small_pool_returns_what_it_has(showcaser, test_pair):
-    user, business = test_pair
+def test_small_pool_returns_what_it_has(showcaser, known_pair):
+    user, business = known_pair
     ds = showcaser.dataset
     keep = next(r for r in ds if r.business_id == business and len(r.photos) <= 2)
     reviews = [r for r in ds if r.business_id != business] + [keep]
@@ -95,10 +95,10 @@ def test_html_escapes_review_text(tmp_path):
         evil.save(tmp_path / "x.txt")
 
 
-def test_page_in_headless_chromium(showcaser, test_pair, tmp_path, browser):
+def test_page_in_headless_chromium(showcaser, known_pair, tmp_path, browser):
     from selenium.webdriver.common.by import By
 
-    result = showcaser.generate_showcase(*test_pair)
+    result = showcaser.generate_showcase(*known_pair)
     result.text = "<script>window.pwned = 1</script> " + result.text  # as if a review had carried markup
     page = result.save(tmp_path / "card.html")
     result.save(tmp_path / "card.png")

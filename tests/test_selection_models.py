@@ -94,12 +94,7 @@ def fit_and_test(dataset, store, tmp_path, epochs: int = 0, **options) -> dict:
     return module.test_results
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only fight over the shared cores
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_learning_on_synthetic_world(tmp_path, capsys):

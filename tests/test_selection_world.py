@@ -46,12 +46,7 @@ def random_precision(dataset_dir, store_dir, k: int = 3) -> float:
     return sum(rows) / len(rows)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only fight over the shared cores
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_dpp_beats_random_and_diversifies_on_the_world(dataset_dir, store_dir, tmp_path):

@@ -6,10 +6,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from showcase.datamodule import SplitDataModule
 from showcase.distill.features import FeatureLookup
 from showcase.distill.pairs import LabeledPair, aggregate_labels, pairs_from_world, read_pairs, split_pairs
 
@@ -47,7 +47,7 @@ def find_world(dataset: str | Path) -> Path | None:
     return None
 
 
-class PairDataModule(L.LightningDataModule):
+class PairDataModule(SplitDataModule):
     """Labelled pairs for training Φ.
 
     Args:
@@ -140,11 +140,3 @@ class PairDataModule(L.LightningDataModule):
             generator=generator if shuffle else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from showcase.datamodule import SplitDataModule
 from showcase.data.records import Review, ShowcaseDataset
 from showcase.generation.entities import EntitySwapper
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
@@ -114,7 +114,7 @@ class Collate:
         return batch
 
 
-class GeneratorDataModule(L.LightningDataModule):
+class GeneratorDataModule(SplitDataModule):
     """Reviews of a dataset folder with features from a feature store, for `GeneratorModule`.
 
     Args:
@@ -225,11 +225,3 @@ class GeneratorDataModule(L.LightningDataModule):
         return DataLoader(data, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=self.hparams.num_workers, drop_last=False)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)

@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from showcase.datamodule import SplitDataModule
 from showcase.data.records import ShowcaseDataset
 from showcase.selection.profile import SelectionBatch, collate_requests
 
@@ -156,7 +156,7 @@ def build_examples(
     return {s: SelectionExamples(ex, images.float(), texts.float()) for s, ex in per_split.items()}
 
 
-class SelectionDataModule(L.LightningDataModule):
+class SelectionDataModule(SplitDataModule):
     """Selection examples from a dataset folder and a feature store folder.
 
     Args:
@@ -221,15 +221,6 @@ class SelectionDataModule(L.LightningDataModule):
         data = self.splits[split]
         return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=shuffle, collate_fn=data.collate,
                           num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

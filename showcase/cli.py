@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from showcase.utils import atomic_write_text
+from showcase.utils import atomic_write_text, quiet_lightning
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model from a YAML config (configs/*.yaml)",
@@ -47,6 +47,8 @@ def _usage() -> str:
 def run_lightning(args: list[str]) -> int:
     import torch
     from lightning.pytorch.cli import LightningCLI
+
+    quiet_lightning()
 
     class ShowcaseCLI(LightningCLI):
         def after_fit(self) -> None:

@@ -231,6 +231,9 @@ def extract_features(
               "enable_model_summary": False, "enable_progress_bar": progress, "use_distributed_sampler": False}
     kwargs.update(trainer_kwargs or {})
     kwargs["callbacks"] = [*kwargs.get("callbacks", []), writer]
+    from showcase.utils import quiet_lightning
+
+    quiet_lightning()
     trainer = L.Trainer(**kwargs)
     module = ClipPredictor(encoder)
     for ns, (batches, _) in plans.items():

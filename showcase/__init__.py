@@ -6,7 +6,7 @@ Example:
 """
 __version__ = "0.1.0"
 
-_API = ("Showcase", "ShowcasePhoto", "Showcaser", "assemble_pipeline", "generate_showcase")
+_API = ("Showcase", "ShowcasePhoto", "Showcaser", "assemble_pipeline", "generate_showcase", "generate_showcases")
 
 
 def __getattr__(name: str):
@@ -17,10 +17,3 @@ def __getattr__(name: str):
         return getattr(api, name)
     raise AttributeError(f"module 'showcase' has no attribute {name!r}")
 
-
-def generate_showcases(pairs, pipeline, k: int = 3, seed: int = 0):
-    """Batch form of `generate_showcase`: a list of showcases for `(user_id, business_id)` pairs."""
-    from showcase.api.showcaser import _cached
-    from pathlib import Path
-
-    return _cached(str(Path(pipeline).resolve())).generate_showcases(pairs, k=k, seed=seed)

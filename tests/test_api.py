@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from showcase.api import Showcase, Showcaser, ShowcasePhoto, generate_showcase
+from showcase.api import Showcase, Showcaser, ShowcasePhoto, generate_showcase, generate_showcases
 from showcase.cli import main
 
 
@@ -53,6 +53,7 @@ def test_same_seed_same_showcase_across_loads(demo_dir, showcaser, known_pair):
     assert [p.photo_id for p in a.photos] == [p.photo_id for p in b.photos] and a.text == b.text
     one_call = generate_showcase(*known_pair, pipeline=demo_dir / "pipeline", seed=3)
     assert one_call.text == a.text
+    assert generate_showcases([known_pair], pipeline=demo_dir / "pipeline", seed=3)[0].text == a.text
 
 
 def test_batch_equals_single_calls(showcaser):

@@ -107,12 +107,12 @@ class Showcaser:
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         if not texts:
             return torch.zeros(0, self.store.dim)
-        known = [self.store.has_text(t) for t in texts]
+        known = torch.tensor([self.store.has_text(t) for t in texts])
         feats = torch.zeros(len(texts), self.store.dim)
-        if any(known):
-            feats[torch.tensor(known)] = self.store.text_features([t for t, k in zip(texts, known) if k])
-        if not all(known):  # new text (e.g. a history given at call time): encode it with the store's encoder
-            feats[~torch.tensor(known)] = self.encoder.encode_texts([t for t, k in zip(texts, known) if not k]).float()
+        if known.any():
+            feats[known] = self.store.text_features([t for t, k in zip(texts, known) if k])
+        if not known.all():  # new text (e.g. a history given at call time): encode it with the store's encoder
+            feats[~known] = self.encoder.encode_texts([t for t, k in zip(texts, known) if not k]).float()
         return feats
 
     def _image_features(self, photo_ids: Sequence[str]) -> torch.Tensor:
@@ -263,3 +263,10 @@ def _cached(folder: str) -> Showcaser:
 def generate_showcase(user_id: str, business_id: str, pipeline: str | Path, k: int = 3, seed: int = 0) -> Showcase:
     """One-call form: loads `pipeline` once (cached per folder) and returns the showcase of the pair."""
     return _cached(str(Path(pipeline).resolve())).generate_showcase(user_id, business_id, k=k, seed=seed)
+
+
+def generate_showcases(
+    pairs: Iterable[tuple[str, str]], pipeline: str | Path, k: int = 3, seed: int = 0
+) -> list[Showcase]:
+    """Batch form of `generate_showcase`: the pairs' showcases, with selection and decoding batched."""
+    return _cached(str(Path(pipeline).resolve())).generate_showcases(pairs, k=k, seed=seed)

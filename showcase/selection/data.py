@@ -103,27 +103,24 @@ def build_examples(
     text_row: dict[str, int] = {}
     skipped = {"photos": 0, "texts": 0, "reviews": 0}
 
-    def photo_rows(ids: Sequence[str]) -> list[int]:
-        out = []
-        for p in ids:
-            if p not in photo_row:
-                if not store.has_image(p):
-                    skipped["photos"] += 1
-                    continue
-                photo_row[p] = len(photo_row)
-            out.append(photo_row[p])
-        return out
+    def row_indexer(table: dict[str, int], in_store, kind: str):
+        """Row of each key in `table` (new keys appended); keys missing from the store are skipped and counted."""
 
-    def text_rows(texts: Sequence[str]) -> list[int]:
-        out = []
-        for t in texts:
-            if t not in text_row:
-                if not store.has_text(t):
-                    skipped["texts"] += 1
-                    continue
-                text_row[t] = len(text_row)
-            out.append(text_row[t])
-        return out
+        def rows(keys: Sequence[str]) -> list[int]:
+            out = []
+            for key in keys:
+                if key not in table:
+                    if not in_store(key):
+                        skipped[kind] += 1
+                        continue
+                    table[key] = len(table)
+                out.append(table[key])
+            return out
+
+        return rows
+
+    photo_rows = row_indexer(photo_row, store.has_image, "photos")
+    text_rows = row_indexer(text_row, store.has_text, "texts")
 
     per_split: dict[str, list[Example]] = {}
     for split in splits:

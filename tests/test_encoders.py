@@ -16,6 +16,7 @@ from PIL import Image
 
 from showcase.encoders import FeatureStore, extract_features, load_clip
 from showcase.encoders.clip import open_rgb
+from showcase.errors import UserError
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gmaps-restaurant-reviews"
 
@@ -185,8 +186,8 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny, images, tmp_path):
                             capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     done = sorted((tmp_path / "resumed" / "images").glob("shard-*.json"))
-    assert len(done) == 2 and not (tmp_path / "resumed" / "images" / "index.json").exists()
-    with pytest.raises(RuntimeError, match="unfinished"):
+    assert len(done) == 2 and not (tmp_path / "resumed" / "images" / "index.sqlite").exists()
+    with pytest.raises(UserError, match="unfinished"):
         FeatureStore.open(tmp_path / "resumed")
     mtimes = {p: p.stat().st_mtime_ns for p in done for p in (p, p.with_suffix(".npy"))}
 

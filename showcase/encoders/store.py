@@ -7,7 +7,8 @@ Layout of a store folder::
                                 local file or folder): `FeatureStore.load_encoder()` rebuilds the exact model
     STORE/images/shard-00000.npy    float32 (rows, d), unit-normalised
     STORE/images/shard-00000.json   {"ids": [...], "skipped": {id: reason}}; written last: marks the shard done
-    STORE/images/index.json         {"dim": d, "count": n, "shards": [{"file": ..., "ids": [...]}]}
+    STORE/images/index.sqlite       id -> (shard, row), see `showcase.encoders.index` (stores written before it
+                                    have `index.json`, converted on open)
     STORE/texts/...                 the same, keyed by the exact text
     STORE/skipped.json              {"images": {id: reason}, "texts": {}}
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from showcase.encoders.index import INDEX_SQLITE, KeyIndex, build_index
+from showcase.errors import UserError
 from showcase.utils import atomic_write_text
 
 if TYPE_CHECKING:
@@ -44,45 +48,74 @@ def _missing_error(kind: str, missing: list[str], total: int) -> KeyError:
 
 
 class _Namespace:
-    """Read side of one namespace (`images` or `texts`): id -> (shard, row), shards memory-mapped lazily."""
+    """Read side of one namespace (`images` or `texts`): its `KeyIndex`, shards memory-mapped lazily."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.files: list[str] = []
-        self.loc: dict[str, tuple[int, int]] = {}
-        self.dim: int | None = None
+        self.index: KeyIndex | None = None
         self._arrays: dict[int, np.ndarray] = {}
-        index_path = folder / INDEX_JSON
-        done = sorted(p.name for p in folder.glob(f"{SHARD_PREFIX}*.json")) if folder.is_dir() else []
-        if not index_path.exists():
-            if done:
-                raise RuntimeError(
-                    f"{folder}: extraction unfinished ({len(done)} shards, no {INDEX_JSON}); run `showcase features` "
-                    f"again with the same arguments to resume"
-                )
-            return
-        index = json.loads(index_path.read_text())
-        self.dim = int(index["dim"])
-        for i, shard in enumerate(index["shards"]):
-            self.files.append(shard["file"])
-            self.loc.update((key, (i, row)) for row, key in enumerate(shard["ids"]))
+        sqlite_path, json_path = folder / INDEX_SQLITE, folder / INDEX_JSON
+        if not sqlite_path.exists() and json_path.exists():
+            _convert_json_index(folder)
+        if sqlite_path.exists():
+            try:
+                self.index = KeyIndex(sqlite_path)
+            except sqlite3.DatabaseError as e:
+                raise UserError(f"corrupt feature index ({e}): delete it and run `showcase features` again with "
+                                f"the same arguments (it rebuilds the index from the shards)",
+                                path=sqlite_path) from None
+        elif folder.is_dir() and next(folder.glob(f"{SHARD_PREFIX}*.json"), None) is not None:
+            raise UserError(f"extraction unfinished (shards but no {INDEX_SQLITE}): run `showcase features` again "
+                            f"with the same arguments to resume", path=folder)
+
+    @property
+    def dim(self) -> int | None:
+        return None if self.index is None else self.index.dim
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else self.index.count
+
+    def locate(self, keys: Sequence[str]) -> list[tuple[int, int] | None]:
+        """`(shard, row)` of each key, `None` when absent."""
+        return self.index.locate(keys) if self.index is not None and keys else [None] * len(keys)
+
+    def keys(self) -> list[str]:
+        return [] if self.index is None else list(self.index.keys())
 
     def array(self, i: int) -> np.ndarray:
         if i not in self._arrays:
-            self._arrays[i] = np.load(self.folder / self.files[i], mmap_mode="r")
+            assert self.index is not None
+            self._arrays[i] = np.load(self.folder / self.index.files[i], mmap_mode="r")
         return self._arrays[i]
 
     def gather(self, keys: Sequence[str], kind: str) -> torch.Tensor:
-        missing = [k for k in keys if k not in self.loc]
+        locs = self.locate(keys)
+        missing = [k for k, loc in zip(keys, locs) if loc is None]
         if missing:
             raise _missing_error(kind, missing, len(keys))
         out = np.empty((len(keys), self.dim or 0), dtype=np.float32)
         if keys:
-            shard, row = np.array([self.loc[k] for k in keys], dtype=np.int64).T
+            shard, row = np.array(locs, dtype=np.int64).T
             for s in np.unique(shard):
                 mask = shard == s
                 out[mask] = self.array(int(s))[row[mask]]
         return torch.from_numpy(out)
+
+
+def _convert_json_index(folder: Path) -> None:
+    """Turn an `index.json` of an older store into `index.sqlite` (once; the json is removed afterwards)."""
+    json_path = folder / INDEX_JSON
+    try:
+        index = json.loads(json_path.read_text(encoding="utf-8"))
+        build_index(folder / INDEX_SQLITE, int(index["dim"]), ((s["file"], s["ids"]) for s in index["shards"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"unreadable feature index ({e}): delete it and run `showcase features` again with the "
+                        f"same arguments (it rebuilds the index from the shards)", path=json_path) from None
+    except OSError as e:
+        raise UserError(f"an index of an older store, which must be converted once to {INDEX_SQLITE} but cannot be "
+                        f"here ({e.strerror or e}): run `showcase features` again with the same arguments on a "
+                        f"writable copy of the store (nothing is re-encoded)", path=json_path) from None
+    json_path.unlink(missing_ok=True)
 
 
 class FeatureStore:
@@ -105,9 +138,12 @@ class FeatureStore:
     def open(cls, folder: str | os.PathLike) -> "FeatureStore":
         """Open a store folder.
 
+        Opening reads two small tables of each namespace's `index.sqlite`, whatever the number of ids; a store
+        written before the SQLite index (`index.json`) is converted once, in place.
+
         Raises:
             FileNotFoundError: when `folder` has no `encoder.json` (not a store).
-            RuntimeError: when an extraction into it was interrupted and not resumed.
+            UserError: when an extraction into it was interrupted and not resumed, or its index is unreadable.
         """
         folder = Path(folder)
         meta_path = folder / ENCODER_JSON
@@ -129,11 +165,13 @@ class FeatureStore:
 
     @property
     def image_ids(self) -> list[str]:
-        return list(self._images.loc)
+        """Every stored photo id, in extraction order (read from disk: O(n) at each call)."""
+        return self._images.keys()
 
     @property
     def texts(self) -> list[str]:
-        return list(self._texts.loc)
+        """Every stored text, in extraction order (read from disk: O(n) at each call)."""
+        return self._texts.keys()
 
     @property
     def skipped(self) -> dict[str, dict[str, str]]:
@@ -142,10 +180,10 @@ class FeatureStore:
         return json.loads(path.read_text()) if path.exists() else {ns: {} for ns in NAMESPACES}
 
     def has_image(self, photo_id: str) -> bool:
-        return photo_id in self._images.loc
+        return self._images.locate([photo_id])[0] is not None
 
     def has_text(self, text: str) -> bool:
-        return text in self._texts.loc
+        return self._texts.locate([text])[0] is not None
 
     def image_features(self, photo_ids: Iterable[str]) -> torch.Tensor:
         """Features `(n, dim)` of photos, in the given order.
@@ -174,7 +212,7 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return (f"FeatureStore({str(self.folder)!r}, model={self.encoder_spec.get('model')!r}, dim={self.dim}, "
-                f"images={len(self._images.loc)}, texts={len(self._texts.loc)})")
+                f"images={len(self._images)}, texts={len(self._texts)})")
 
 
 # --- write side (used by extract_features) ----------------------------------------------------------------------
@@ -245,16 +283,25 @@ def write_shard(ns_dir: Path, name: str, ids: list[str], features: np.ndarray, s
 
 
 def write_index(folder: Path, dim: int) -> dict[str, dict[str, str]]:
-    """Consolidate the finished shards of every namespace into `index.json`, and `skipped.json`; returns skipped."""
+    """Index the finished shards of every namespace (`index.sqlite`) and write `skipped.json`; returns skipped.
+
+    Shard files are read one at a time, so memory does not grow with the number of shards.
+    """
     skipped_all: dict[str, dict[str, str]] = {}
     for ns in NAMESPACES:
         ns_dir = folder / ns
-        shards = done_shards(ns_dir)
-        skipped_all[ns] = {k: v for s in shards.values() for k, v in s["skipped"].items()}
-        if not shards:
+        skipped_all[ns] = skipped = {}
+        paths = sorted(ns_dir.glob(f"{SHARD_PREFIX}*.json")) if ns_dir.is_dir() else []
+        if not paths:
             continue
-        entries = [{"file": f"{name}.npy", "ids": s["ids"]} for name, s in shards.items()]
-        index = {"dim": dim, "count": sum(len(e["ids"]) for e in entries), "shards": entries}
-        atomic_write_text(ns_dir / INDEX_JSON, json.dumps(index, ensure_ascii=False))
+
+        def shards(paths=paths, skipped=skipped):
+            for path in paths:
+                shard = json.loads(path.read_text(encoding="utf-8"))
+                skipped.update(shard["skipped"])
+                yield f"{path.stem}.npy", shard["ids"]
+
+        build_index(ns_dir / INDEX_SQLITE, dim, shards())
+        (ns_dir / INDEX_JSON).unlink(missing_ok=True)  # an older store's index, superseded
     atomic_write_text(folder / SKIPPED_JSON, json.dumps(skipped_all, indent=1, ensure_ascii=False))
     return skipped_all

@@ -85,7 +85,7 @@ class _Namespace:
     def array(self, i: int) -> np.ndarray:
         if i not in self._arrays:
             assert self.index is not None
-            self._arrays[i] = np.load(self.folder / self.index.files[i], mmap_mode="r")
+            self._arrays[i] = np.load(self.folder / self.index.files[i], mmap_mode="r").view(np.ndarray)
         return self._arrays[i]
 
     def gather(self, keys: Sequence[str], kind: str) -> torch.Tensor:
@@ -94,11 +94,13 @@ class _Namespace:
         if missing:
             raise _missing_error(kind, missing, len(keys))
         out = np.empty((len(keys), self.dim or 0), dtype=np.float32)
-        if keys:
-            shard, row = np.array(locs, dtype=np.int64).T
-            for s in np.unique(shard):
-                mask = shard == s
-                out[mask] = self.array(int(s))[row[mask]]
+        by_shard: dict[int, tuple[list[int], list[int]]] = {}
+        for i, (shard, row) in enumerate(locs):
+            at, rows = by_shard.setdefault(shard, ([], []))
+            at.append(i)
+            rows.append(row)
+        for shard, (at, rows) in by_shard.items():
+            out[at] = self.array(shard)[rows]
         return torch.from_numpy(out)
 
 
@@ -279,7 +281,7 @@ def write_shard(ns_dir: Path, name: str, ids: list[str], features: np.ndarray, s
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    atomic_write_text(ns_dir / f"{name}.json", json.dumps({"ids": ids, "skipped": skipped}, ensure_ascii=False))
+    atomic_write_text(ns_dir / f"{name}.json", json.dumps({"ids": ids, "skipped": skipped}))
 
 
 def write_index(folder: Path, dim: int) -> dict[str, dict[str, str]]:
@@ -303,5 +305,5 @@ def write_index(folder: Path, dim: int) -> dict[str, dict[str, str]]:
 
         build_index(ns_dir / INDEX_SQLITE, dim, shards())
         (ns_dir / INDEX_JSON).unlink(missing_ok=True)  # an older store's index, superseded
-    atomic_write_text(folder / SKIPPED_JSON, json.dumps(skipped_all, indent=1, ensure_ascii=False))
+    atomic_write_text(folder / SKIPPED_JSON, json.dumps(skipped_all, indent=1))
     return skipped_all

@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import lightning as L
 import numpy as np
@@ -24,7 +24,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from showcase.encoders import store as st
-from showcase.encoders.clip import ClipEncoder, load_clip, load_clip_from_spec, open_rgb
+from showcase.encoders.clip import ClipEncoder, load_clip, load_clip_from_spec
+from showcase.encoders.decode import DEFAULT_MAX_PIXELS, load_photos
 
 Batch = tuple[str, list[str]]  # (shard name, keys)
 
@@ -62,30 +63,20 @@ class ExtractionReport:
 
 
 # --- data -------------------------------------------------------------------------------------------------------
-def _load_images(
-    keys: list[str], paths: Mapping[str, Any], transform: Callable
-) -> tuple[torch.Tensor, list[str], dict[str, str]]:
-    """Decode and preprocess the photos of one batch: `(pixels (n, 3, H, W), kept ids, {skipped id: reason})`."""
-    pixels, kept, skipped = [], [], {}
-    for key in keys:
-        path = paths.get(key)
-        if path is None or not Path(path).is_file():
-            skipped[key] = f"missing file {path}" if path is not None else "no file for this photo id"
-            continue
-        try:
-            pixels.append(transform(open_rgb(path)))
-        except (OSError, ValueError, SyntaxError) as e:  # PIL: UnidentifiedImageError, truncated, bad headers
-            skipped[key] = f"cannot decode {path}: {e}"
-            continue
-        kept.append(key)
-    return (torch.stack(pixels) if pixels else torch.empty(0)), kept, skipped
+@dataclass
+class PhotoOptions:
+    """Where the photos are and which to refuse (see `showcase.encoders.decode`)."""
+
+    paths: Mapping[str, Any]
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    root: str | os.PathLike | None = None
 
 
 class _BatchDataset(Dataset):
-    """Item `i` is a whole batch: decoded and preprocessed in a worker, skipping unreadable photos."""
+    """Item `i` is a whole batch: decoded and preprocessed in a worker, skipping bad photos with a reason."""
 
-    def __init__(self, kind: str, batches: list[Batch], paths: Mapping[str, Any] | None, encoder: ClipEncoder):
-        self.kind, self.batches, self.paths = kind, batches, paths
+    def __init__(self, kind: str, batches: list[Batch], photos: PhotoOptions | None, encoder: ClipEncoder):
+        self.kind, self.batches, self.photos = kind, batches, photos
         self.transform, self.tokenizer = encoder.preprocess, encoder.tokenizer
 
     def __len__(self) -> int:
@@ -94,7 +85,8 @@ class _BatchDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         shard, keys = self.batches[i]
         if self.kind == "images":
-            inputs, kept, skipped = _load_images(keys, self.paths or {}, self.transform)
+            opts = self.photos or PhotoOptions({})
+            inputs, kept, skipped = load_photos(keys, opts.paths, self.transform, opts.max_pixels, opts.root)
         else:
             inputs, kept, skipped = self.tokenizer(keys), keys, {}
         return {"kind": self.kind, "shard": shard, "keys": kept, "skipped": skipped, "inputs": inputs}
@@ -194,14 +186,17 @@ def extract_features(
     progress: bool = True,
     trainer_kwargs: dict[str, Any] | None = None,
     shard_size: int = 1024,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    photo_root: str | os.PathLike | None = None,
 ) -> ExtractionReport:
     """Encode photos and texts into the feature store at `store_dir`, resuming an interrupted run.
 
     Args:
         store_dir: the store folder (created if needed; an existing one must hold the same encoder's features).
         encoder_or_spec: a `ClipEncoder`, its `spec` dict, or a model name / folder for `load_clip`.
-        photos: photo id -> image file. Missing or undecodable files are skipped and listed in the report and
-            in `STORE/skipped.json`.
+        photos: photo id -> image file. Bad photos (no file, empty, unreadable, truncated, not an image, over
+            `max_pixels`, outside `photo_root`) are skipped and listed with the reason in the report and in
+            `STORE/skipped.json`; they never stop the run.
         texts: texts to encode (keyed by the exact string; duplicates are encoded once).
         batch_size: items per forward pass.
         num_workers: DataLoader workers decoding photos.
@@ -209,6 +204,8 @@ def extract_features(
         trainer_kwargs: extra `lightning.Trainer` arguments, e.g. `{"accelerator": "gpu", "devices": 4,
             "strategy": "ddp", "precision": "16-mixed"}`.
         shard_size: items per shard (rounded up to a whole number of batches): the unit of resumption.
+        max_pixels: photos whose header claims more pixels are skipped as decompression bombs (None: no limit).
+        photo_root: when given, photo files (links followed) must lie inside this folder.
 
     Returns:
         An `ExtractionReport` (the same on every rank; only rank 0 writes the index files).
@@ -220,7 +217,7 @@ def extract_features(
     shard_size = math.ceil(max(shard_size, 1) / batch_size) * batch_size
     photos = dict(photos or {})
     texts = list(dict.fromkeys(texts or ()))
-    jobs = {"images": (list(photos), photos), "texts": (texts, None)}
+    jobs = {"images": (list(photos), PhotoOptions(photos, max_pixels, photo_root)), "texts": (texts, None)}
     plans = {ns: _plan(store_dir / ns, keys, shard_size, batch_size) for ns, (keys, _) in jobs.items()}
     expected: dict[tuple[str, str], int] = {}
     for ns, (batches, _) in plans.items():

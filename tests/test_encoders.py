@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import signal
 import subprocess
@@ -136,7 +137,7 @@ def test_store_round_trip(tiny, images, tmp_path):
                                atol=1e-5, rtol=0)
     torch.testing.assert_close(store.text_features(texts[:2]), tiny.encode_texts(texts[:2]), atol=1e-5, rtol=0)
     assert store.has_image("p000") and not store.has_image("nope") and store.has_text("Parking was easy.")
-    assert isinstance(store._images.array(0).base, np.memmap)  # memory-mapped, not read
+    assert isinstance(store._images.array(0).base, mmap.mmap)  # memory-mapped, not read
     with pytest.raises(KeyError, match=r"2 of 3 photos.*'nope1', 'nope2'"):
         store.image_features(["p000", "nope1", "nope2"])
     with pytest.raises(KeyError, match="1 of 1 texts"):

@@ -1,10 +1,17 @@
 """Feature extraction into a `FeatureStore` through Lightning's `predict`.
 
 The work is cut into shards (`shard_size` items, a whole number of batches). One dataset item is one batch, so a
-batch never spans two shards; the `ShardWriter` callback writes a shard as soon as its last batch is encoded. On
-several devices (DDP) each rank takes every `world_size`-th shard. A killed run leaves whole shards only
-(temporary file + rename); the next run skips every finished shard and cuts the rest exactly as before, so its
-result equals an uninterrupted run's, bit for bit.
+batch never spans two shards; the `ShardWriter` callback writes a shard as soon as its last batch is encoded.
+Photos are decoded and resized in DataLoader workers (`num_workers`), bad ones skipped with a reason.
+
+On several devices or machines (Lightning DDP, e.g. `trainer_kwargs={"devices": 4, "strategy": "ddp"}` or
+`num_nodes`), every rank plans the same shards from the same disk state and encodes every `world_size`-th one, so
+ranks write disjoint shards; rank 0 indexes them all once every rank is done. Without a shared file system, copy
+each machine's `images/shard-*` and `texts/shard-*` into one store and run the same extraction there once more: it
+finds every shard done, encodes nothing and writes the index. Either way the store equals a one-process store.
+
+A killed run leaves whole shards only (temporary file + rename); the next run skips every finished shard and cuts
+the rest exactly as before, so its result equals an uninterrupted run's, bit for bit.
 """
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ def test_lookups_are_exact_in_any_order(tmp_path):
     assert torch.equal(store.text_features(TEXTS[::-1]), torch.from_numpy(np.stack([truth[t] for t in TEXTS[::-1]])))
     assert all(store.has_text(t) for t in TEXTS) and not store.has_text("word " * 1999)
     assert store.has_image("p3") and not store.has_image("p10") and not store.has_text("p3")
+    assert store.has_images(["p3", "p10", "p3"]) == [True, False, True] and store.has_texts(TEXTS[:2]) == [True] * 2
     with pytest.raises(KeyError, match="1 of 2 photos"):
         store.image_features(["p1", "missing"])
     assert repr(store).endswith("images=10, texts=5)")

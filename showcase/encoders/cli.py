@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard-size", type=int, default=1024, help="items per shard (the unit of resumption)")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, ...")
     parser.add_argument("--devices", default="1", help="Lightning devices (e.g. 1, 4, auto); >1 runs DDP")
+    parser.add_argument("--num-nodes", type=int, default=1, help="machines of a DDP run (Lightning num_nodes, "
+                        "launched by torchrun or SLURM): ranks write disjoint shards of one store")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -98,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from showcase.encoders.extract import extract_features
 
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices}
-    if isinstance(devices, int) and devices > 1:
+    trainer_kwargs = {"accelerator": args.accelerator, "devices": devices, "num_nodes": args.num_nodes}
+    if (isinstance(devices, int) and devices > 1) or args.num_nodes > 1:
         trainer_kwargs["strategy"] = "ddp"  # each rank encodes every world_size-th shard
     try:
         photos, texts, photo_root = collect_inputs(args.dataset, args.photos)

@@ -260,10 +260,10 @@ def _report(store_dir: Path, photos: Mapping, texts: list[str], plans: dict, wri
     return ExtractionReport(
         store=str(store_dir),
         images_total=len(photos),
-        images_encoded=sum(loc is not None for loc in store._images.locate(list(photos))),
+        images_encoded=sum(store.has_images(photos)),
         images_skipped={p: skipped[p] for p in photos if p in skipped},
         texts_total=len(texts),
-        texts_encoded=sum(loc is not None for loc in store._texts.locate(texts)),
+        texts_encoded=sum(store.has_texts(texts)),
         shards_written=written,
         shards_reused=sum(reused for _, reused in plans.values()),
         seconds=seconds,

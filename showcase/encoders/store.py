@@ -207,6 +207,14 @@ class FeatureStore:
     def has_text(self, text: str) -> bool:
         return self._texts.locate([text])[0] is not None
 
+    def has_images(self, photo_ids: Iterable[str]) -> list[bool]:
+        """`has_image` of many ids in a few queries (faster than one call each for thousands of ids)."""
+        return [loc is not None for loc in self._images.locate(list(photo_ids))]
+
+    def has_texts(self, texts: Iterable[str]) -> list[bool]:
+        """`has_text` of many texts in a few queries."""
+        return [loc is not None for loc in self._texts.locate(list(texts))]
+
     def image_features(self, photo_ids: Iterable[str]) -> torch.Tensor:
         """Features `(n, dim)` of photos, in the given order.
 

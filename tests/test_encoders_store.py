@@ -104,6 +104,19 @@ def test_corrupt_index_gives_one_clear_error(tmp_path):
         FeatureStore.open(tmp_path / "s")
 
 
+def test_missing_or_truncated_shard_names_the_file(tmp_path):
+    make_store(tmp_path / "s", {"images": ["a", "b", "c", "d"]})
+    shard = tmp_path / "s" / "images" / "shard-00001.npy"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    store = FeatureStore.open(tmp_path / "s")
+    assert store.image_features(["a", "c"]).shape == (2, 4)  # other shards still read
+    with pytest.raises(UserError, match=r"shard-00001.npy: missing or corrupt feature shard.*showcase features"):
+        store.image_features(["d"])
+    shard.unlink()
+    with pytest.raises(UserError, match=r"shard-00001.npy: missing or corrupt feature shard"):
+        FeatureStore.open(tmp_path / "s").image_features(["d"])
+
+
 def test_store_survives_pickling_and_fork(tmp_path):
     import multiprocessing as mp
     import pickle

@@ -3,7 +3,7 @@
 `NS/index.sqlite` holds::
 
     meta(name, value)                 dim, count, format
-    shards(shard, file)               shard number -> array file name
+    shards(shard, file, rows)         shard number -> array file name and its number of rows
     entries(hash, key, shard, row)    one row per stored key, in extraction order; indexed on `hash`
 
 `hash` is the first 8 bytes of the key's BLAKE2b digest: the index on it stays small even when keys are whole
@@ -50,13 +50,13 @@ def build_index(path: Path, dim: int, shards: Iterable[tuple[str, Sequence[str]]
             con.executescript(
                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
                 "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                "CREATE TABLE shards(shard INTEGER PRIMARY KEY, file TEXT NOT NULL);"
+                "CREATE TABLE shards(shard INTEGER PRIMARY KEY, file TEXT NOT NULL, rows INTEGER NOT NULL);"
                 "CREATE TABLE entries(hash INTEGER NOT NULL, key BLOB NOT NULL, shard INTEGER NOT NULL,"
                 " row INTEGER NOT NULL);"
             )
             for number, (file, keys) in enumerate(shards):
-                con.execute("INSERT INTO shards VALUES (?, ?)", (number, file))
                 raw = [key_bytes(k) for k in keys]
+                con.execute("INSERT INTO shards VALUES (?, ?, ?)", (number, file, len(raw)))
                 con.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
                                 ((key_hash(b), b, number, row) for row, b in enumerate(raw)))
                 count += len(raw)
@@ -90,7 +90,9 @@ class KeyIndex:
         if meta.get("format") != FORMAT:
             raise sqlite3.DatabaseError(f"unknown index format {meta.get('format')!r}")
         self.dim, self.count = int(meta["dim"]), int(meta["count"])
-        self.files = [f for _, f in con.execute("SELECT shard, file FROM shards ORDER BY shard")]
+        shards = con.execute("SELECT file, rows FROM shards ORDER BY shard").fetchall()
+        self.files = [file for file, _ in shards]
+        self.rows = [rows for _, rows in shards]
 
     def _connection(self) -> sqlite3.Connection:
         if self._con is None or self._pid != os.getpid():

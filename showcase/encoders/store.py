@@ -86,7 +86,7 @@ class _Namespace:
     def array(self, i: int) -> np.ndarray:
         if i not in self._arrays:
             assert self.index is not None
-            self._arrays[i] = map_shard(self.folder / self.index.files[i], self.index.dim)
+            self._arrays[i] = map_shard(self.folder / self.index.files[i], self.index.rows[i], self.index.dim)
         return self._arrays[i]
 
     def gather(self, keys: Sequence[str], kind: str) -> torch.Tensor:
@@ -105,22 +105,30 @@ class _Namespace:
         return torch.from_numpy(out)
 
 
-def map_shard(path: Path, dim: int) -> np.ndarray:
+def map_shard(path: Path, rows: int, dim: int) -> np.ndarray:
     """Memory-map a shard array `(rows, dim)` float32 as written by `write_shard` (read-only).
 
     Faster than `np.load(mmap_mode="r")` (which parses the header with `ast` and builds an `np.memmap`): a lookup
     in a million-id store may touch a new shard at every call.
+
+    Raises:
+        UserError: when the file is missing, truncated or not such an array.
     """
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        length_bytes = 2 if version == (1, 0) else 4
-        header_len = int.from_bytes(f.read(length_bytes), "little")
-        header = f.read(header_len).decode("latin1")
-        offset = f.tell()
-        if "'descr': '<f4'" not in header or "'fortran_order': False" not in header:
-            return np.load(path, mmap_mode="r").astype(np.float32, copy=False)  # not written here: the slow way
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    rows = (len(mapped) - offset) // (4 * dim)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header_len = int.from_bytes(f.read(2 if version == (1, 0) else 4), "little")
+            header = f.read(header_len).decode("latin1")
+            offset = f.tell()
+            expected = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}"
+            if header.strip() != expected or os.fstat(f.fileno()).st_size != offset + 4 * rows * dim:
+                raise ValueError(f"expected a float32 array of shape ({rows}, {dim})")
+            if rows == 0:
+                return np.empty((0, dim), dtype=np.float32)
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as e:
+        raise UserError(f"missing or corrupt feature shard ({e}): delete it and its .json, then run `showcase "
+                        f"features` again with the same arguments to recompute it", path=path) from None
     return np.ndarray((rows, dim), dtype="<f4", buffer=mapped, offset=offset)
 
 

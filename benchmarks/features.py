@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", "--num-workers", dest="workers", type=int, default=default_workers(),
-                        help=f"DataLoader workers decoding photos (default: {default_workers()}, as `showcase features`)")
+                        help=f"DataLoader workers decoding photos (default: {default_workers()}, as `features`)")
     parser.add_argument("--no-naive", action="store_true", help="skip the one-image-at-a-time loop")
     parser.add_argument("--precision", default="32-true", help="Lightning precision of the extraction (16-mixed...)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -76,6 +76,22 @@ def test_ranks_write_disjoint_shards_that_merge_into_the_one_process_store(tiny,
     assert_same_store(merged, one_process)
 
 
+def test_a_killed_rank_resumes_to_the_one_process_store(tiny, photos, one_process, tmp_path, monkeypatch):
+    """Rank 0 of 2 finished its shards (0, 2, ...) and rank 1 none: the finished shards are not a prefix. One
+    process resumes the same call: it cuts the missing shards exactly as planned, so the store is the same."""
+    _as_rank(monkeypatch, 0, 2)
+    extract_features(tmp_path / "s", tiny, photos, TEXTS, **ARGS)
+    monkeypatch.undo()
+    assert {p.stem for p in (tmp_path / "s" / "images").glob("shard-*.npy")} == {"shard-00000", "shard-00002"}
+    report = extract_features(tmp_path / "s", tiny, photos, TEXTS, **ARGS)
+    assert (report.shards_reused, report.shards_written) == (2 + 2, 1 + 2)
+    assert_same_store(tmp_path / "s", one_process)
+    more = {**photos, "extra": next(iter(photos.values()))}  # other keys: new shards after the last
+    report = extract_features(tmp_path / "s", tiny, more, TEXTS, **ARGS)
+    assert report.shards_written == 1 and FeatureStore.open(tmp_path / "s").has_image("extra")
+    assert (tmp_path / "s" / "images" / "shard-00003.npy").exists()
+
+
 RANKS = textwrap.dedent("""
     import sys
     from pathlib import Path

@@ -15,6 +15,8 @@ the rest exactly as before, so its result equals an uninterrupted run's, bit for
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -33,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from showcase.encoders import store as st
 from showcase.encoders.clip import ClipEncoder, load_clip, load_clip_from_spec
 from showcase.encoders.decode import DEFAULT_MAX_PIXELS, load_photos
+from showcase.utils import atomic_write_text
 
 Batch = tuple[str, list[str]]  # (shard name, keys)
 
@@ -161,18 +164,61 @@ class ShardWriter(BasePredictionWriter):
 
 # --- planning ---------------------------------------------------------------------------------------------------
 def _plan(ns_dir: Path, keys: Sequence[str], shard_size: int, batch_size: int) -> tuple[list[Batch], int]:
-    """Batches still to encode (each tagged with its new shard's name) and the number of finished shards."""
+    """Batches still to encode (each tagged with its shard's name) and the number of finished shards.
+
+    The keys left when a run starts are cut into shards `first, first + 1, ...`, and `PLAN_JSON` records the cut.
+    A rerun with the same keys finds the record and cuts them the same way again, encoding only the shards not
+    done: so a killed run resumes to the same store even when the finished shards are not a prefix (DDP ranks
+    finish shards in any order). With other keys, the keys not yet stored are cut into new shards after the last.
+    """
     st.remove_partial(ns_dir)
     done = st.done_shards(ns_dir)
+    number = {name: int(name[len(st.SHARD_PREFIX):]) for name in done}
+    keys = list(dict.fromkeys(keys))
+    record = _read_plan(ns_dir)
+    if record is not None and record.get("shard_size") == shard_size:
+        first = int(record["first"])
+        earlier = {k for name, s in done.items() if number[name] < first for k in (*s["ids"], *s["skipped"])}
+        todo = [k for k in keys if k not in earlier]
+        if _digest(todo) == record.get("digest"):
+            return _cut(todo, first, shard_size, batch_size, skip=set(done)), len(done)
     finished = {k for s in done.values() for k in (*s["ids"], *s["skipped"])}
-    todo = [k for k in dict.fromkeys(keys) if k not in finished]
-    first = max((int(name[len(st.SHARD_PREFIX):]) for name in done), default=-1) + 1
+    todo = [k for k in keys if k not in finished]
+    first = max(number.values(), default=-1) + 1
+    if todo:
+        record = {"first": first, "shard_size": shard_size, "count": len(todo), "digest": _digest(todo)}
+        atomic_write_text(ns_dir / PLAN_JSON, json.dumps(record))
+    return _cut(todo, first, shard_size, batch_size, skip=set()), len(done)
+
+
+PLAN_JSON = "plan.json"
+
+
+def _read_plan(ns_dir: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads((ns_dir / PLAN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("first"), int) else None
+
+
+def _digest(keys: Sequence[str]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for key in keys:
+        h.update(key.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def _cut(todo: list[str], first: int, shard_size: int, batch_size: int, skip: set[str]) -> list[Batch]:
+    """Shards `first, first + 1, ...` of `shard_size` keys each (but those in `skip`), in batches."""
     batches = []
     for s, start in enumerate(range(0, len(todo), shard_size)):
-        shard_keys = todo[start : start + shard_size]
         name = st.shard_name(first + s)
+        if name in skip:
+            continue
+        shard_keys = todo[start : start + shard_size]
         batches += [(name, shard_keys[b : b + batch_size]) for b in range(0, len(shard_keys), batch_size)]
-    return batches, len(done)
+    return batches
 
 
 def _resolve_encoder(encoder_or_spec: ClipEncoder | Mapping[str, Any] | str) -> ClipEncoder:

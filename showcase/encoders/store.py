@@ -9,6 +9,7 @@ Layout of a store folder::
     STORE/images/shard-00000.json   {"ids": [...], "skipped": {id: reason}}; written last: marks the shard done
     STORE/images/index.sqlite       id -> (shard, row), see `showcase.encoders.index` (stores written before it
                                     have `index.json`, converted on open)
+    STORE/images/plan.json          how the last extraction cut its keys into shards (so a rerun resumes the same cut)
     STORE/texts/...                 the same, keyed by the exact text
     STORE/skipped.json              {"images": {id: reason}, "texts": {}}
 

@@ -75,7 +75,7 @@ def _sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of images")
-    parser.add_argument("--limit", type=int, default=300, help="number of photos")
+    parser.add_argument("--limit", type=int, default=2000, help="number of photos (extraction pays a fixed start-up)")
     parser.add_argument("--models", nargs="+", default=["showcase-tiny", "ViT-B-32"])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=64)

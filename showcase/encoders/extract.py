@@ -110,10 +110,10 @@ class _ShardData(L.LightningDataModule):
         self.dataset_args, self.shard_order, self.num_workers = dataset_args, shard_order, num_workers
 
     def predict_dataloader(self) -> DataLoader:
-        kind, batches, paths, encoder = self.dataset_args
+        kind, batches, photos, encoder = self.dataset_args
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         mine = set(self.shard_order[rank::world])
-        dataset = _BatchDataset(kind, [b for b in batches if b[0] in mine], paths, encoder)
+        dataset = _BatchDataset(kind, [b for b in batches if b[0] in mine], photos, encoder)
         return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=False)
 
@@ -252,7 +252,8 @@ def extract_features(
             `STORE/skipped.json`; they never stop the run.
         texts: texts to encode (keyed by the exact string; duplicates are encoded once).
         batch_size: items per forward pass.
-        num_workers: DataLoader workers decoding photos.
+        num_workers: DataLoader worker processes decoding and resizing photos (0: in the main process; the
+            `showcase features` default is one per core but one).
         progress: show Lightning's progress bar.
         trainer_kwargs: extra `lightning.Trainer` arguments, e.g. `{"accelerator": "gpu", "devices": 4,
             "strategy": "ddp", "precision": "16-mixed"}`.

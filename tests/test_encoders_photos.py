@@ -153,6 +153,10 @@ def test_features_photos_mode_skips_bad_photos(tmp_path, capsys):
             "--workers", "1"]
     assert main(args) == 0
     _check_store(tmp_path / "s", expected, 7, capsys.readouterr().out)
+    args[3] = str(tmp_path / "small")  # 48x48 = 2,304 pixels: over a limit of 2,000
+    assert main([*args, "--max-pixels", "2000", "--workers", "0"]) == 0
+    assert "0/12 encoded, 12 skipped" in capsys.readouterr().out
+    assert "over the limit of 2,000" in FeatureStore.open(tmp_path / "small").skipped["images"]["p00"]
 
 
 def test_features_dataset_mode_skips_bad_photos(dataset_dir, world_dir, tmp_path, capsys):

@@ -117,7 +117,7 @@ def test_missing_or_truncated_shard_names_the_file(tmp_path):
         FeatureStore.open(tmp_path / "s").image_features(["d"])
 
 
-def test_store_survives_pickling_and_fork(tmp_path):
+def test_store_survives_pickling_fork_and_threads(tmp_path):
     import multiprocessing as mp
     import pickle
 
@@ -128,6 +128,11 @@ def test_store_survives_pickling_and_fork(tmp_path):
     assert torch.equal(again.image_features(["b"]), torch.from_numpy(truth["b"][None]))
     with mp.get_context("fork").Pool(1) as pool:
         assert pool.apply(_has_b, (store,)) is True
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as threads:  # one connection, shared by threads
+        rows = list(threads.map(lambda k: store.image_features([k]), ["a", "b"] * 200))
+    assert all(torch.equal(r, torch.from_numpy(truth["ab"[i % 2]][None])) for i, r in enumerate(rows))
 
 
 def _has_b(store) -> bool:

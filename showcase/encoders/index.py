@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -78,13 +79,15 @@ def build_index(path: Path, dim: int, shards: Iterable[tuple[str, Sequence[str]]
 class KeyIndex:
     """Read side of `index.sqlite`: opens in constant time, answers lookups from disk.
 
-    The connection is opened lazily and again after a fork (DataLoader workers), and is dropped when pickled.
+    The connection is opened again after a fork (DataLoader workers), dropped when pickled, and shared by threads
+    one query at a time.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self._con: sqlite3.Connection | None = None
         self._pid = -1
+        self._lock = threading.Lock()
         con = self._connection()
         meta = dict(con.execute("SELECT name, value FROM meta"))
         if meta.get("format") != FORMAT:
@@ -101,26 +104,34 @@ class KeyIndex:
             self._pid = os.getpid()
         return self._con
 
+    def _guard(self) -> threading.Lock:
+        if self._pid != os.getpid():  # a forked child: the parent's lock may have been held by another thread
+            self._lock = threading.Lock()
+        return self._lock
+
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_con": None, "_pid": -1}
+        return {**self.__dict__, "_con": None, "_pid": -1, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def locate(self, keys: Sequence[str]) -> list[tuple[int, int] | None]:
         """`(shard, row)` of each key, `None` for keys not in the index."""
         raw = [key_bytes(k) for k in keys]
         found: dict[bytes, tuple[int, int]] = {}
-        con = self._connection()
         unique = list(dict.fromkeys(raw))
-        if len(unique) == 1:
-            rows = con.execute("SELECT key, shard, row FROM entries WHERE hash = ?", (key_hash(unique[0]),))
-            found.update((k, (s, r)) for k, s, r in rows)
-        else:
+        with self._guard():
+            con = self._connection()
             for start in range(0, len(unique), _CHUNK):
                 hashes = [key_hash(b) for b in unique[start : start + _CHUNK]]
-                query = f"SELECT key, shard, row FROM entries WHERE hash IN ({','.join('?' * len(hashes))})"
+                query = ("SELECT key, shard, row FROM entries WHERE hash = ?" if len(hashes) == 1 else
+                         f"SELECT key, shard, row FROM entries WHERE hash IN ({','.join('?' * len(hashes))})")
                 found.update((k, (s, r)) for k, s, r in con.execute(query, hashes))
         return [found.get(b) for b in raw]
 
     def keys(self) -> Iterator[str]:
         """Every key, in extraction order."""
-        for (raw,) in self._connection().execute("SELECT key FROM entries ORDER BY rowid"):
+        with self._guard():
+            rows = self._connection().execute("SELECT key FROM entries ORDER BY rowid").fetchall()
+        for (raw,) in rows:
             yield raw.decode("utf-8", "surrogatepass")

@@ -161,9 +161,9 @@ SIZE_PROBE = textwrap.dedent("""
 
 
 def test_opening_does_not_read_the_index(tmp_path):
-    """At 100k ids the old dict index cost ~25 MB and 0.2 s to open; the SQLite index costs neither (the 1M-id
+    """At 60k ids the old dict index cost ~15 MB and 0.1 s to open; the SQLite index costs neither (the 1M-id
     figures: `python benchmarks/store.py --ids 1000000`)."""
-    n, folder = 100_000, tmp_path / "s"
+    n, folder = 60_000, tmp_path / "s"
     (folder / "images").mkdir(parents=True)
     (folder / st.ENCODER_JSON).write_text(json.dumps({"spec": {}, "dim": 2, "weights": None}))
     keys = [f"AF1Qip-{i:07d}" for i in range(n)]

@@ -94,12 +94,15 @@ def evaluate(args: argparse.Namespace) -> Dict[str, float]:
     if clip:
         from metrics.functional.clip import clip_align, clip_score
 
+        classifier = None
+        if "clip_align" in clip:  # the cheap checks first: a bad folder is reported before CLIP is loaded
+            if not args.classifier:
+                raise MetricsInputError("clip_align needs --classifier DIR (a trained classifier folder)")
+            classifier = _classifier(args.classifier)
         encoder, images = _encoder(args), resolve_images(data, args.images)
         for m in clip:
             if m == "clip_align":
-                if not args.classifier:
-                    raise MetricsInputError("clip_align needs --classifier DIR (a trained classifier folder)")
-                out[m] = clip_align(data.preds, images, encoder, _classifier(args.classifier))
+                out[m] = clip_align(data.preds, images, encoder, classifier)
             else:
                 out[m] = clip_score(data.preds, images, encoder, "cosine" if m.endswith("cosine") else "hessel")
     if "bert_score" in names:

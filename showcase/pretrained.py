@@ -50,8 +50,8 @@ class PretrainedMixin:
         Raises:
             UserError: naming the file, when the folder is not a saved model of this class or a file is damaged.
         """
-        config, _ = read_config(folder)
-        model = cls(config_from_dict(cls.config_class, config, Path(folder) / CONFIG_NAME))
+        config, payload = read_config(folder)
+        model = cls(config_from_dict(cls.config_class, config, Path(folder) / CONFIG_NAME, payload.get("class")))
         load_weights(model, folder, map_location)
         model.eval()
         return model
@@ -76,11 +76,13 @@ def read_config(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def read_json_file(path: str | Path) -> Any:
     """Parse a JSON file; a truncated, non-UTF-8 or unreadable file raises `UserError` naming file and line."""
     path = Path(path)
+    data = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"not UTF-8 text (byte offset {exc.start}); the file is damaged, write it again",
-                        path=path) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"not UTF-8 text (byte {data[exc.start]:#04x}); the file is damaged, write it again",
+                        path=path, line=line) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -88,17 +90,24 @@ def read_json_file(path: str | Path) -> Any:
                         "write it again", path=path, line=exc.lineno) from None
 
 
-def config_from_dict(config_class: type, values: dict[str, Any], path: str | Path) -> Any:
-    """`config_class(**values)`, with an unknown or missing key named (with the file `path`) as a `UserError`."""
+def config_from_dict(
+    config_class: type, values: dict[str, Any], path: str | Path, saved_class: str | None = None
+) -> Any:
+    """`config_class(**values)`, with an unknown or missing key named (with the file `path`) as a `UserError`.
+
+    `saved_class`, the class recorded beside the config, is named in the message when the keys do not fit.
+    """
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
+    holds = f" (the folder holds a {saved_class})" if saved_class else ""
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise UserError(f"unknown config key(s) {', '.join(map(repr, unknown))} for {config_class.__name__} "
-                        f"(known: {', '.join(fields)}); remove them or use the matching model class", path=path)
+        shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise UserError(f"unknown config key(s) {shown} for {config_class.__name__}{holds}; remove them, or load "
+                        f"the folder with its own model class (known keys: {', '.join(fields)})", path=path)
     required = [name for name, f in fields.items() if f.default is dataclasses.MISSING
                 and f.default_factory is dataclasses.MISSING and name not in values]  # type: ignore[misc]
     if required:
-        raise UserError(f"missing config key(s) {', '.join(map(repr, required))} for {config_class.__name__}",
+        raise UserError(f"missing config key(s) {', '.join(map(repr, required))} for {config_class.__name__}{holds}",
                         path=path)
     try:
         return config_class(**values)

@@ -79,6 +79,7 @@ class Case:
     setup: Callable[[Workspace], object] | None = None
     code: int = 2
     subprocess: bool = False  # run `python -m ...` for real (the entry points themselves)
+    known_bug: str = ""  # a known shortfall, kept as a strict xfail until fixed
 
 
 def _generate(*extra: str) -> Argv:
@@ -131,23 +132,32 @@ def annotate_files(ws: Workspace) -> None:
 CASES = [
     # showcase (the entry)
     Case("unknown-command", lambda ws: ["frobnicate"], r"^showcase: error: unknown command 'frobnicate'"),
+    # LightningCLI commands
+    Case("fit-missing-dataset", lambda ws: ["fit", "--config", str(ROOT / "configs" / "selector.yaml"),
+                                            "--data.init_args.dataset", str(ws / "no-dataset")],
+         r"^showcase fit: error: .*no-dataset/reviews\.jsonl not found: is .* a dataset folder",
+         known_bug="leaves an empty lightning_logs/version_0: the datamodules read their folders only in setup()"),
     # showcase generate
-    Case("generate-k0", _generate("-k", "0"), r"^showcase generate: error: argument -k/--k: must be a whole number >= 1, got '0'"),
-    Case("generate-k1.5", _generate("-k", "1.5"), r"^showcase generate: error: argument -k/--k: must be a whole number >= 1, got '1.5'"),
-    Case("generate-no-pipeline", _generate(), r"^showcase generate: error: .*pipeline\.json: not found: .* is not a pipeline folder"),
+    Case("generate-k0", _generate("-k", "0"),
+         r"^showcase generate: error: argument -k/--k: must be a whole number >= 1"),
+    Case("generate-k1.5", _generate("-k", "1.5"), r"^showcase generate: error: argument -k/--k: .*, got '1\.5'"),
+    Case("generate-no-pipeline", _generate(),
+         r"^showcase generate: error: .*pipeline\.json: not found: .* not a pipeline"),
     Case("generate-unknown-business", lambda ws: _generate()(ws)[:-1] + ["NOPE"],
          r"^showcase generate: error: .*pipeline\.json: unknown business 'NOPE': it has no review", pipeline_with()),
-    Case("generate-bad-output-suffix", _generate("--output", "card.txt"), r"--output card\.txt: use a \.html, \.png or \.jpg"),
+    Case("generate-bad-output-suffix", _generate("--output", "card.txt"),
+         r"--output card\.txt: use a \.html, \.png or \.jpg"),
     Case("generate-truncated-pipeline.json", _generate(), r"pipeline\.json:\d+: not valid JSON .*truncated",
          pipeline_with("pipeline.json", truncate)),
-    Case("generate-non-utf8-pipeline.json", _generate(), r"pipeline\.json: not UTF-8 text",
+    Case("generate-non-utf8-pipeline.json", _generate(), r"pipeline\.json:\d+: not UTF-8 text \(byte 0xff\)",
          pipeline_with("pipeline.json", lambda b: b.replace(b'"selector"', b'"sel\xffector"', 1))),
     Case("generate-pipeline-missing-part", _generate(), r"pipeline\.json: missing parts \['generator'\]",
          pipeline_with("pipeline.json", lambda b: json.dumps({k: v for k, v in json.loads(b).items()
                                                              if k != "generator"}).encode())),
     Case("generate-truncated-config.json", _generate(), r"generator/config\.json:\d+: not valid JSON",
          pipeline_with("generator/config.json", truncate)),
-    Case("generate-unknown-config-key", _generate(), r"selector/config\.json: unknown config key\(s\) 'bogus_width'",
+    Case("generate-unknown-config-key", _generate(),
+         r"selector/config\.json: unknown config key\(s\) 'bogus_width' for DPPSelectorConfig",
          pipeline_with("selector/config.json", add_config_key)),
     Case("generate-truncated-safetensors", _generate(), r"generator/model\.safetensors: not a readable safetensors",
          pipeline_with("generator/model.safetensors", truncate)),
@@ -155,18 +165,20 @@ CASES = [
          pipeline_with("selector/model.safetensors", lambda b: b"")),
     # showcase metrics / python -m metrics
     Case("metrics-missing-file", _metrics(), r"^showcase metrics: error: .*p\.jsonl: no such file"),
-    Case("metrics-non-utf8", _metrics(), r"p\.jsonl:2: not UTF-8 text \(byte 0xff at column \d+\); save the file as UTF-8",
+    Case("metrics-non-utf8", _metrics(), r"p\.jsonl:2: not UTF-8 text \(byte 0xff at column \d+\); save the file as",
          metrics_files(p=GOOD_P.encode().replace(b"patio", b"pat\xffo"))),
     Case("metrics-truncated-line", _metrics(), r"r\.jsonl:2: not valid JSON", metrics_files(r=GOOD_R[:-8])),
     Case("metrics-missing-id", _metrics(), r"r\.jsonl: no line for id '2' \(.*p\.jsonl:2\)",
          metrics_files(r=GOOD_R.splitlines()[0])),
-    Case("metrics-unknown-metric", _metrics("--metrics", "bleu4,rouge"), r"unknown metric\(s\) rouge", metrics_files()),
+    Case("metrics-unknown-metric", _metrics("--metrics", "bleu4,rouge"), r"unknown metric\(s\) rouge",
+         metrics_files()),
     Case("metrics-classifier-empty-folder", _metrics("--metrics", "clip_align", "--classifier", "phi"),
          r"phi/config\.json: not found: .* is not a saved model folder",
          lambda ws: (metrics_files()(ws), (ws / "phi").mkdir())),
     Case("metrics-classifier-wrong-model", lambda ws: _metrics("--metrics", "clip_align", "--classifier",
                                                                str(ws.shared["generator"]))(ws),
-         r"generator/config\.json: unknown config key\(s\) .* for ClassifierConfig", metrics_files()),
+         r"generator/config\.json: unknown config key\(s\) .* and \d+ more for ClassifierConfig "
+         r"\(the folder holds a \S+ExplanationGenerator\)", metrics_files()),
     Case("python-m-metrics-non-utf8", lambda ws: ["--predictions", str(ws / "p.jsonl"), "--references",
                                                   str(ws / "r.jsonl")],
          r"^metrics: error: .*p\.jsonl:1: not UTF-8 text", metrics_files(p=b"\xfe" + GOOD_P.encode()),
@@ -178,8 +190,8 @@ CASES = [
     Case("annotate-no-photos", _annotate(), r"no photos to show: give --photos DIR .*or --no-photos", annotate_files),
     Case("annotate-photos-and-no-photos", _annotate("--photos", "pics", "--no-photos"),
          r"either --photos DIR or --no-photos", lambda ws: (annotate_files(ws), (ws / "pics").mkdir())),
-    Case("annotate-photos-not-a-folder", _annotate("--photos", "nothing-here"), r"nothing-here: --photos: not a folder",
-         annotate_files),
+    Case("annotate-photos-not-a-folder", _annotate("--photos", "nothing-here"),
+         r"nothing-here: --photos: not a folder", annotate_files),
     Case("annotate-missing-pairs", _annotate("--no-photos"), r"pairs file .*pairs\.jsonl not found"),
     Case("annotate-bad-pairs-line", _annotate("--no-photos"), r"pairs\.jsonl:2: invalid JSON",
          lambda ws: ws.write("pairs.jsonl", PAIRS.replace('"r1"', "r1"))),
@@ -218,7 +230,9 @@ def run_command(case: Case, ws: Workspace) -> tuple[int, str]:
     return done.returncode, done.stderr
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.known_bug)] if c.known_bug else [])
+    for c in CASES])
 def test_bad_input_gives_one_line_and_changes_nothing(case, shared, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SHOWCASE_DEBUG", raising=False)

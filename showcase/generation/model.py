@@ -286,14 +286,14 @@ class ExplanationGenerator(PretrainedMixin, nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "ExplanationGenerator":
         """Load a folder written by `save_pretrained` (or `GeneratorModule.export`); nothing is downloaded."""
-        config, _ = read_config(folder)
+        config, payload = read_config(folder)
         if config.get("decoder_config") is None:
             raise UserError("missing 'decoder_config': not a generator folder", path=Path(folder) / CONFIG_NAME)
         config["decoder"] = None
         tok_dir = Path(folder) / TOKENIZER_DIR
         if tok_dir.is_dir():
             config["tokenizer"] = None
-        config = config_from_dict(GeneratorConfig, config, Path(folder) / CONFIG_NAME)
+        config = config_from_dict(GeneratorConfig, config, Path(folder) / CONFIG_NAME, payload.get("class"))
         model = cls(config, load_tokenizer(tok_dir) if tok_dir.is_dir() else None)
         load_weights(model, folder, map_location)
         return model.eval()

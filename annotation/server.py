@@ -9,7 +9,9 @@ Routes (all on 127.0.0.1; requests with another `Host` header are refused, again
 * `POST /api/undo` — withdraws the last label; that pair becomes the current one again.
 * `GET /photo/<photo_id>` — the photo file, only from the photos folder (ids that would escape it get 404).
 
-POST bodies must be `application/json`, so a cross-site form cannot post labels.
+POST bodies must be `application/json`, so a cross-site form cannot post labels, with a numeric `Content-Length`
+(at most 1 MiB) and JSON nested at most 16 deep; anything else is answered 4xx at once, and a client that goes
+silent (headers or body) is dropped after `request_timeout` seconds, so no thread waits on it for long.
 """
 from __future__ import annotations
 

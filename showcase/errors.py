@@ -53,15 +53,17 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, UserError):
         message = str(exc)
     elif isinstance(exc, OSError) and (isinstance(exc, _USER_OS_ERRORS) or exc.errno in _USER_ERRNOS):
-        if exc.filename is None:  # raised by hand with a message (`FileNotFoundError("x not found")`)
-            if exc.errno is not None:
-                return None
-            message = str(exc)
-        else:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        if exc.filename is not None:
             if _inside_package(exc.filename):  # a file of the package itself: a broken install or a bug
                 return None
-            reason = (exc.strerror or type(exc).__name__).lower()
             message = f"{exc.filename}: {reason}" + (f" (-> {exc.filename2})" if exc.filename2 else "")
+        elif exc.errno in _USER_ERRNOS:  # a full or read-only disk while writing
+            message = reason
+        elif exc.errno is None:  # raised by hand with a message (`FileNotFoundError("x not found")`)
+            message = str(exc)
+        else:
+            return None
     else:
         return None
     return " ".join(part.strip() for part in message.splitlines() if part.strip())

@@ -276,6 +276,8 @@ def test_bugs_keep_their_traceback_and_ctrl_c_is_one_line(capsys):
 def test_os_errors_on_user_paths_are_one_line(tmp_path):
     assert user_message(OSError(errno.ENOSPC, "No space left on device", "/data/out.json")) == \
         "/data/out.json: no space left on device"
+    assert user_message(OSError(errno.ENOSPC, "No space left on device")).startswith("no space left on device")
+    assert user_message(FileNotFoundError("pairs file p.jsonl not found")) == "pairs file p.jsonl not found"
     missing = tmp_path / "missing.json"
     with pytest.raises(FileNotFoundError) as info:
         open(missing)

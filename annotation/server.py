@@ -9,12 +9,15 @@ Routes (all on 127.0.0.1; requests with another `Host` header are refused, again
 * `POST /api/undo` — withdraws the last label; that pair becomes the current one again.
 * `GET /photo/<photo_id>` — the photo file, only from the photos folder (ids that would escape it get 404).
 
-POST bodies must be `application/json`, so a cross-site form cannot post labels.
+POST bodies must be `application/json`, so a cross-site form cannot post labels, with a numeric `Content-Length`
+(at most 1 MiB) and JSON nested at most 16 deep; anything else is answered 4xx at once, and a client that goes
+silent (headers or body) is dropped after `request_timeout` seconds, so no thread waits on it for long.
 """
 from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +33,18 @@ _STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js
            "/page.css": ("page.css", "text/css; charset=utf-8")}
 _CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'"
 _MAX_BODY = 1 << 20
+_MAX_DEPTH = 16  # a label is a flat object; deeper JSON is refused before parsing (no deep recursion)
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in JSON `text` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class Conflict(Exception):
@@ -101,6 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: "AnnotationServer"
     server_version = "showcase-annotate"
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # a slow or stalled client never holds a thread for longer
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         if self.server.verbose:
             super().log_message(format, *args)
@@ -130,6 +149,38 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
         return False
+
+    def _read_json_body(self) -> dict[str, Any] | None:
+        """The POST body as a JSON object, or None after answering 4xx: a bad or missing `Content-Length`, a body
+        that does not arrive within the server's `request_timeout`, bad JSON, or JSON nested too deep."""
+        if self.headers.get("Transfer-Encoding"):
+            return self._refuse(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked")
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not (declared.isascii() and declared.isdigit()):
+            return self._refuse(HTTPStatus.BAD_REQUEST, "Content-Length must be a whole number of bytes >= 0")
+        length = int(declared)
+        if length > _MAX_BODY:
+            return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body too large (at most {_MAX_BODY} bytes)")
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            raw = b""
+        if len(raw) < length:  # the client sent less than it declared and went silent
+            return self._refuse(HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length")
+        try:
+            text = raw.decode("utf-8") or "{}"
+            if _nesting_depth(text) > _MAX_DEPTH:
+                raise ValueError(f"nested deeper than {_MAX_DEPTH} levels")
+            body = json.loads(text)
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+        except (ValueError, RecursionError) as e:
+            return self._refuse(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}")
+        return body
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True  # an unread body must not be taken for the next request
+        self._error(status, message)
 
     # --- routes -----------------------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
@@ -171,16 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "POST bodies must be application/json")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
-            return
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("expected a JSON object")
-        except ValueError as e:
-            self._error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}")
+        body = self._read_json_body()
+        if body is None:
             return
         session = self.server.session
         if path == "/api/undo":
@@ -204,12 +247,14 @@ class AnnotationServer(ThreadingHTTPServer):
         session: what to serve.
         port: TCP port; 0 picks a free one (see `url`).
         verbose: log every request to stderr.
+        request_timeout: seconds a connection may stay silent (headers or body) before it is dropped.
     """
 
     daemon_threads = True
 
-    def __init__(self, session: AnnotationSession, port: int = 0, verbose: bool = False):
-        self.session, self.verbose = session, verbose
+    def __init__(self, session: AnnotationSession, port: int = 0, verbose: bool = False,
+                 request_timeout: float = 10.0):
+        self.session, self.verbose, self.request_timeout = session, verbose, request_timeout
         super().__init__(("127.0.0.1", port), _Handler)
 
     @property

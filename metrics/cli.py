@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from metrics.functional.text import TEXT_METRICS, ngram_suite
 from metrics.io import MetricsInputError, pair, resolve_images
 from metrics.wordnet import WordNetUnavailableError
+from showcase.errors import ArgumentParser, UserError, debug_requested, run_reporting_errors
 
 MODEL_METRICS = ("clip_score", "clip_score_cosine", "clip_align", "bert_score", "keywords")
 ALL_METRICS = TEXT_METRICS + MODEL_METRICS
@@ -61,7 +62,24 @@ def _encoder(args):
         raise MetricsInputError("CLIP metrics need --clip NAME_OR_DIR")
     from showcase.encoders import load_clip
 
-    return load_clip(args.clip, pretrained=args.clip_pretrained)
+    try:
+        return load_clip(args.clip, pretrained=args.clip_pretrained)
+    except (OSError, ValueError, RuntimeError) as exc:  # load_clip's messages say what is missing and what to do
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"--clip {args.clip}: {exc}") from exc
+
+
+def _classifier(folder: str):
+    from showcase.distill import load_classifier
+
+    try:
+        return load_classifier(folder)
+    except UserError:
+        raise
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise UserError(f"--classifier: not a trained classifier folder ({type(exc).__name__}: {exc}); give the "
+                        "folder `showcase fit` exported (config.json + model.safetensors)", path=folder) from exc
 
 
 def evaluate(args: argparse.Namespace) -> Dict[str, float]:
@@ -76,14 +94,15 @@ def evaluate(args: argparse.Namespace) -> Dict[str, float]:
     if clip:
         from metrics.functional.clip import clip_align, clip_score
 
+        classifier = None
+        if "clip_align" in clip:  # the cheap checks first: a bad folder is reported before CLIP is loaded
+            if not args.classifier:
+                raise MetricsInputError("clip_align needs --classifier DIR (a trained classifier folder)")
+            classifier = _classifier(args.classifier)
         encoder, images = _encoder(args), resolve_images(data, args.images)
         for m in clip:
             if m == "clip_align":
-                if not args.classifier:
-                    raise MetricsInputError("clip_align needs --classifier DIR (a trained classifier folder)")
-                from showcase.distill import load_classifier
-
-                out[m] = clip_align(data.preds, images, encoder, load_classifier(args.classifier))
+                out[m] = clip_align(data.preds, images, encoder, classifier)
             else:
                 out[m] = clip_score(data.preds, images, encoder, "cosine" if m.endswith("cosine") else "hessel")
     if "bert_score" in names:
@@ -123,12 +142,11 @@ def format_table(values: Dict[str, float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; print the result on stdout, an error on stderr; return the exit status (2 on bad input)."""
+    """Run the command and print the result on stdout; bad input raises `UserError` (one line, exit 2 at the entry)."""
     try:
         values = evaluate(args)
-    except (MetricsInputError, WordNetUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except WordNetUnavailableError as exc:
+        raise UserError(str(exc)) from exc
     if args.json:
         print(json.dumps({k: 100 * v for k, v in values.items()}))
     else:
@@ -137,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m metrics``."""
-    parser = argparse.ArgumentParser(prog="python -m metrics", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Entry point of ``python -m metrics``: a user error is one line on stderr, `metrics: error: ...`, exit 2
+    (``--debug`` or ``SHOWCASE_DEBUG=1`` shows the traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    parser = ArgumentParser(prog="metrics", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_reporting_errors("metrics", lambda: run(parser.parse_args(argv)), debug)

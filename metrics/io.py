@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from showcase.errors import UserError
 
-class MetricsInputError(ValueError):
+
+class MetricsInputError(UserError, ValueError):
     """A malformed or inconsistent input file (the message names the file, the line and the id)."""
 
 
@@ -30,19 +32,23 @@ def read_records(path: Path, allow_many: bool) -> Dict[str, Record]:
     """
     path = Path(path)
     if not path.is_file():
-        raise MetricsInputError(f"{path}: no such file")
+        raise MetricsInputError("no such file", path=path)
     out: Dict[str, Record] = {}
-    with path.open(encoding="utf-8") as fh:
-        for no, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for no, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MetricsInputError(f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+                                        "save the file as UTF-8", path=path, line=no) from None
             if not line.strip():
                 continue
-            where = f"{path}:{no}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise MetricsInputError(f"{where}: not valid JSON ({exc.msg})") from None
+                raise MetricsInputError(f"not valid JSON ({exc.msg})", path=path, line=no) from None
             if not isinstance(obj, dict) or "id" not in obj:
-                raise MetricsInputError(f"{where}: each line must be a JSON object with an 'id'")
+                raise MetricsInputError("each line must be a JSON object with an 'id'", path=path, line=no)
             rid = str(obj["id"])
             if "text" in obj:
                 texts = [obj["text"]]
@@ -50,12 +56,14 @@ def read_records(path: Path, allow_many: bool) -> Dict[str, Record]:
                 texts = obj["texts"]
             else:
                 need = "'text' or 'texts'" if allow_many else "'text'"
-                raise MetricsInputError(f"{where}: id {rid!r} has no {need} field")
+                raise MetricsInputError(f"id {rid!r} has no {need} field", path=path, line=no)
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise MetricsInputError(f"{where}: id {rid!r}: texts must be a non-empty list of strings")
+                raise MetricsInputError(f"id {rid!r}: texts must be a non-empty list of strings", path=path, line=no)
             if rid in out:
-                raise MetricsInputError(f"{where}: id {rid!r} repeated (first at line {out[rid].line})")
+                raise MetricsInputError(f"id {rid!r} repeated (first at line {out[rid].line})", path=path, line=no)
             images = obj.get("images", obj.get("photos")) or []
+            if not isinstance(images, list):
+                raise MetricsInputError(f"id {rid!r}: 'images' must be a list of names", path=path, line=no)
             out[rid] = Record(rid, texts, path, no, [str(i) for i in images])
     return out
 
@@ -80,9 +88,9 @@ def pair(pred_path: Path, ref_path: Path) -> Paired:
         if missing:
             shown = ", ".join(f"{r.id!r} ({r.path}:{r.line})" for r in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise MetricsInputError(f"{side}: no line for id {shown}{more}")
+            raise MetricsInputError(f"no line for id {shown}{more}", path=side)
     if not preds:
-        raise MetricsInputError(f"{pred_path}: no predictions")
+        raise MetricsInputError("no predictions (the file holds no line)", path=pred_path)
     ids = list(preds)
     return Paired(ids, [preds[i].texts[0] for i in ids], [refs[i].texts for i in ids],
                   [preds[i].images or refs[i].images for i in ids], [preds[i] for i in ids])
@@ -93,16 +101,16 @@ def resolve_images(paired: Paired, folder: Optional[Path]) -> List[List[Path]]:
     out = []
     for rec, names in zip(paired.pred_records, paired.images):
         if not names:
-            raise MetricsInputError(f"{rec.path}:{rec.line}: id {rec.id!r} lists no 'images' (needed by CLIP "
-                                    "metrics; give them on the prediction or reference line)")
+            raise MetricsInputError(f"id {rec.id!r} lists no 'images' (needed by CLIP metrics; give them on "
+                                    "the prediction or reference line)", path=rec.path, line=rec.line)
         paths = []
         for name in names:
             base = Path(folder) / name if folder else Path(name)
             cand = [base, base.with_name(base.name + ".jpg")]
             found = next((c for c in cand if c.is_file()), None)
             if found is None:
-                raise MetricsInputError(f"{rec.path}:{rec.line}: id {rec.id!r}: image {name!r} not found "
-                                        f"(looked for {cand[0]} and {cand[1].name})")
+                raise MetricsInputError(f"id {rec.id!r}: image {name!r} not found (looked for {cand[0]} and "
+                                        f"{cand[1].name})", path=rec.path, line=rec.line)
             paths.append(found)
         out.append(paths)
     return out

@@ -5,12 +5,12 @@ subcommands are plain argparse programs registered in `SUBCOMMANDS`.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
 from pathlib import Path
 
+from showcase.errors import ArgumentParser, debug_requested, run_reporting_errors
 from showcase.utils import atomic_write_text, quiet_lightning
 
 LIGHTNING_COMMANDS = {
@@ -83,20 +83,30 @@ def run_lightning(args: list[str]) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of the `showcase` console script (and `python -m showcase`)."""
+    """Entry point of the `showcase` console script (and `python -m showcase`).
+
+    A user error (bad input, an unknown id, a missing file) is printed as one line,
+    `showcase <command>: error: <where>: <what>`, and gives exit status 2; `--debug` (anywhere) or `SHOWCASE_DEBUG=1`
+    shows its traceback instead. Ctrl-C gives 130.
+    """
     args = list(sys.argv[1:] if args is None else args)
+    debug = debug_requested(args)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     command, rest = args[0], args[1:]
     if command in LIGHTNING_COMMANDS:
-        return run_lightning(args)
+        return run_reporting_errors(f"showcase {command}", lambda: run_lightning(args), debug)
     if command not in SUBCOMMANDS:
-        print(f"showcase: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"showcase: error: unknown command {command!r} (see `showcase --help`)", file=sys.stderr)
         return 2
+    return run_reporting_errors(f"showcase {command}", lambda: _run_subcommand(command, rest), debug)
+
+
+def _run_subcommand(command: str, rest: list[str]) -> int:
     module_name, add_name, run_name, text = SUBCOMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"showcase {command}", description=text)
+    parser = ArgumentParser(prog=f"showcase {command}", description=text)
     getattr(module, add_name)(parser)
     return int(getattr(module, run_name)(parser.parse_args(rest)) or 0)
 

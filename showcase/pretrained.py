@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
+
+from showcase.errors import UserError
 
 from showcase.utils import atomic_write_text
 
@@ -42,20 +45,86 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls: type[T], folder: str | Path, map_location: str | torch.device = "cpu") -> T:
-        """Build the module from `folder/config.json` and load `folder/model.safetensors` into it."""
-        config, _ = read_config(folder)
-        model = cls(cls.config_class(**config))
-        load_model(model, str(Path(folder) / WEIGHTS_NAME), device=str(map_location))
+        """Build the module from `folder/config.json` and load `folder/model.safetensors` into it.
+
+        Raises:
+            UserError: naming the file, when the folder is not a saved model of this class or a file is damaged.
+        """
+        config, payload = read_config(folder)
+        model = cls(config_from_dict(cls.config_class, config, Path(folder) / CONFIG_NAME, payload.get("class")))
+        load_weights(model, folder, map_location)
         model.eval()
         return model
 
 
 def read_config(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return `(config, whole_json)` of a saved model folder, with a clear error when it is not one."""
+    """Return `(config, whole_json)` of a saved model folder.
+
+    Raises:
+        UserError: naming `config.json` when the folder is not a saved model folder or the file is not valid JSON.
+    """
     path = Path(folder) / CONFIG_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {folder} is not a saved model folder")
-    payload = json.loads(path.read_text())
-    if "config" not in payload:
-        raise ValueError(f"{path}: missing field 'config'")
+    if not path.is_file():
+        raise UserError(f"not found: {folder} is not a saved model folder (config.json + model.safetensors)",
+                        path=path)
+    payload = read_json_file(path)
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+        raise UserError("missing field 'config' (an object): not a saved model's config", path=path)
     return payload["config"], payload
+
+
+def read_json_file(path: str | Path) -> Any:
+    """Parse a JSON file; a truncated, non-UTF-8 or unreadable file raises `UserError` naming file and line."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"not UTF-8 text (byte {data[exc.start]:#04x}); the file is damaged, write it again",
+                        path=path, line=line) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"not valid JSON ({exc.msg}, column {exc.colno}); the file is truncated or damaged, "
+                        "write it again", path=path, line=exc.lineno) from None
+
+
+def config_from_dict(
+    config_class: type, values: dict[str, Any], path: str | Path, saved_class: str | None = None
+) -> Any:
+    """`config_class(**values)`, with an unknown or missing key named (with the file `path`) as a `UserError`.
+
+    `saved_class`, the class recorded beside the config, is named in the message when the keys do not fit.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
+    holds = f" (the folder holds a {saved_class})" if saved_class else ""
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise UserError(f"unknown config key(s) {shown} for {config_class.__name__}{holds}; remove them, or load "
+                        f"the folder with its own model class (known keys: {', '.join(fields)})", path=path)
+    required = [name for name, f in fields.items() if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and name not in values]  # type: ignore[misc]
+    if required:
+        raise UserError(f"missing config key(s) {', '.join(map(repr, required))} for {config_class.__name__}{holds}",
+                        path=path)
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as exc:  # __post_init__ checks of the values
+        raise UserError(f"bad config for {config_class.__name__}: {exc}", path=path) from exc
+
+
+def load_weights(model: torch.nn.Module, folder: str | Path, map_location: str | torch.device = "cpu") -> None:
+    """Load `folder/model.safetensors` into `model`; a missing, truncated or mismatched file is a `UserError`."""
+    path = Path(folder) / WEIGHTS_NAME
+    if not path.is_file():
+        raise UserError(f"not found: {folder} has a config.json but no weights", path=path)
+    try:
+        load_model(model, str(path), device=str(map_location))
+    except SafetensorError as exc:
+        raise UserError(f"not a readable safetensors file ({exc}); the file is truncated or damaged, export the "
+                        "model again", path=path) from None
+    except RuntimeError as exc:  # missing/unexpected tensors or wrong shapes: the weights belong to another config
+        first = " ".join(str(exc).split())[:300]
+        raise UserError(f"the weights do not match config.json ({first})", path=path) from None

@@ -8,12 +8,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from showcase.errors import UserError
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename, so readers never see half a file."""
+    """Write `text` to `path` through a temporary file and a rename, so readers never see half a file.
+
+    The file gets the permissions a plain `open(path, "w")` would give (0666 less the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = mkstemp_like_open(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -25,19 +30,54 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows; else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def mkstemp_like_open(**kwargs: Any) -> tuple[int, str]:
+    """`tempfile.mkstemp(**kwargs)`, then chmod to 0666 & ~umask: the file ends up as `open(..., "w")` makes it."""
+    fd, tmp = tempfile.mkstemp(**kwargs)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(line_number, record)` for each non-empty line; a bad line raises naming file and line."""
+    """Yield `(line_number, record)` for each non-empty line.
+
+    Raises:
+        UserError: naming the file and line of a line that is not UTF-8, not JSON, or not a JSON object.
+    """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file "
+                                "as UTF-8", path=path, line=lineno) from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+                raise UserError(f"invalid JSON ({e.msg})", path=path, line=lineno) from None
             if not isinstance(record, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                raise UserError(f"expected a JSON object, got {type(record).__name__}", path=path, line=lineno)
             yield lineno, record
 
 

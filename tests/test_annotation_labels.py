@@ -183,7 +183,7 @@ def test_agreement_cli_from_label_files(tmp_path, capsys):
     assert len(aggregate_labels([p for f in files for p in labeled_pairs(f)])) == 7  # ties (disagreements) dropped
     report = agreement_from_files(files)
     assert report.n_common == 10
-    assert annotate_main(["--agreement", str(files[0])]) == 1
+    assert annotate_main(["--agreement", str(files[0])]) == 2
     assert "at least two" in capsys.readouterr().err
     with pytest.raises(ValueError, match="two label files"):
         agreement_from_files([files[0], files[0]])

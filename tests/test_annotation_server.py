@@ -144,7 +144,7 @@ def test_concurrent_requests_label_once(running):
 
 def test_second_server_on_same_file_is_refused(world, running, capsys):
     args = ["--pairs", str(world / "pairs.jsonl"), "--labels", str(running.labels), "--annotator", "alice"]
-    assert annotate_main(args) == 1
+    assert annotate_main(args) == 2
     assert "already being labelled" in capsys.readouterr().err
     assert annotate_main(["--pairs", str(world / "pairs.jsonl")]) == 2
     assert "--labels --annotator required" in capsys.readouterr().err

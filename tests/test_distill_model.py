@@ -21,6 +21,7 @@ from showcase.distill import (
     visual_diversity,
     write_pairs,
 )
+from showcase.errors import UserError
 from showcase.distill.datamodule import PairFeatures
 from showcase.distill.scores import best_f1_threshold, f1_at, roc_auc
 
@@ -60,7 +61,7 @@ def test_config_and_input_errors():
         phi(torch.randn(2, 9), torch.randn(2, 8))
     with pytest.raises(ValueError, match=r"\(M, D\)"):
         phi(torch.randn(2, 1, 8), torch.randn(2, 8))
-    with pytest.raises(FileNotFoundError, match="not a saved model folder"):
+    with pytest.raises(UserError, match="not a saved model folder"):
         load_classifier("/nonexistent/phi")
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from showcase.errors import UserError
 from showcase.generation.model import ExplanationGenerator, GeneratorConfig
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
 
@@ -146,7 +147,7 @@ def test_save_and_load_folder_alone(generator, tmp_path):
     texts = generator.generate(img, img_mask, rev, rev_mask, num_beams=2, max_new_tokens=10)
     assert loaded.generate(img, img_mask, rev, rev_mask, num_beams=2, max_new_tokens=10) == texts
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
-    with pytest.raises(FileNotFoundError, match="not a saved model folder"):
+    with pytest.raises(UserError, match="not a saved model folder"):
         ExplanationGenerator.from_pretrained(tmp_path / "nothing")
 
 

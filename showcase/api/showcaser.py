@@ -13,6 +13,8 @@ import torch
 from showcase.api.result import Showcase, ShowcasePhoto
 from showcase.data import ShowcaseDataset
 from showcase.data.sentences import split_sentences
+from showcase.errors import UserError
+from showcase.pretrained import read_json_file
 from showcase.utils import atomic_write_text
 
 PIPELINE_FILE = "pipeline.json"
@@ -84,13 +86,18 @@ class Showcaser:
 
         folder = Path(folder)
         index_path = folder / PIPELINE_FILE
-        if not index_path.exists():
-            raise FileNotFoundError(f"{index_path} not found: {folder} is not a pipeline folder (showcase demo)")
-        index = json.loads(index_path.read_text())
+        if not index_path.is_file():
+            raise UserError(f"not found: {folder} is not a pipeline folder (showcase demo writes one)", path=index_path)
+        index = read_json_file(index_path)
+        if not isinstance(index, dict) or not all(isinstance(v, str) for v in index.values()):
+            raise UserError("expected an object of part name -> folder", path=index_path)
         missing = [p for p in PARTS if p not in index]
         if missing:
-            raise ValueError(f"{index_path}: missing parts {missing}")
+            raise UserError(f"missing parts {missing}", path=index_path)
         path = {name: folder / value for name, value in index.items()}  # absolute values stay absolute
+        for name, part in path.items():
+            if not part.is_dir():
+                raise UserError(f"part {name!r}: folder {part} not found", path=index_path)
         dataset = ShowcaseDataset.load(path["dataset"])
         store = FeatureStore.open(path["store"])
         selector = load_selector(path["selector"], map_location=device).eval()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import tempfile
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+
+from showcase.utils import mkstemp_like_open
 
 INDEX_SQLITE = "index.sqlite"
 FORMAT = "showcase-feature-index-1"
@@ -42,7 +43,7 @@ def build_index(path: Path, dim: int, shards: Iterable[tuple[str, Sequence[str]]
     Built in a temporary file beside `path` and renamed over it, so a reader sees the old index or the new one,
     never half of one. Returns the number of keys.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = mkstemp_like_open(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     count = 0
     try:

@@ -21,7 +21,6 @@ import json
 import mmap
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -30,7 +29,7 @@ import torch
 
 from showcase.encoders.index import INDEX_SQLITE, KeyIndex, build_index
 from showcase.errors import UserError
-from showcase.utils import atomic_write_text
+from showcase.utils import atomic_write_text, mkstemp_like_open
 
 if TYPE_CHECKING:
     from showcase.encoders.clip import ClipEncoder
@@ -308,7 +307,7 @@ def write_shard(ns_dir: Path, name: str, ids: list[str], features: np.ndarray, s
     if features.shape[0] != len(ids):
         raise ValueError(f"shard {name}: {len(ids)} ids but {features.shape[0]} feature rows")
     ns_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=ns_dir, prefix=f".{name}.", suffix=".npy.tmp")
+    fd, tmp = mkstemp_like_open(dir=ns_dir, prefix=f".{name}.", suffix=".npy.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, np.ascontiguousarray(features, dtype=np.float32))

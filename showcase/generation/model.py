@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from showcase.errors import UserError
 from showcase.generation.tokenizer import load_tokenizer
-from showcase.pretrained import CONFIG_NAME, PretrainedMixin, read_config
+from showcase.pretrained import CONFIG_NAME, PretrainedMixin, config_from_dict, load_weights, read_config
 
 TOKENIZER_DIR = "tokenizer"
 
@@ -285,15 +286,14 @@ class ExplanationGenerator(PretrainedMixin, nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "ExplanationGenerator":
         """Load a folder written by `save_pretrained` (or `GeneratorModule.export`); nothing is downloaded."""
-        config, _ = read_config(folder)
+        config, payload = read_config(folder)
         if config.get("decoder_config") is None:
-            raise ValueError(f"{Path(folder) / CONFIG_NAME}: missing 'decoder_config'; not a generator folder")
+            raise UserError("missing 'decoder_config': not a generator folder", path=Path(folder) / CONFIG_NAME)
         config["decoder"] = None
         tok_dir = Path(folder) / TOKENIZER_DIR
         if tok_dir.is_dir():
             config["tokenizer"] = None
-        from safetensors.torch import load_model
-
-        model = cls(GeneratorConfig(**config), load_tokenizer(tok_dir) if tok_dir.is_dir() else None)
-        load_model(model, str(Path(folder) / "model.safetensors"), device=str(map_location))
+        config = config_from_dict(GeneratorConfig, config, Path(folder) / CONFIG_NAME, payload.get("class"))
+        model = cls(config, load_tokenizer(tok_dir) if tok_dir.is_dir() else None)
+        load_weights(model, folder, map_location)
         return model.eval()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from showcase.errors import UserError
 from showcase.pretrained import PretrainedMixin, read_config
 from showcase.selection.dpp import build_kernel, dpp_log_likelihood, greedy_map
 from showcase.selection.profile import SelectionBatch, check_modality, masked_mean, modality_count, profile_features
@@ -338,8 +339,8 @@ def load_selector(folder: str | Path, map_location: str | torch.device = "cpu") 
     path = payload.get("class", "")
     by_path = {f"{c.__module__}.{c.__qualname__}": c for c in SELECTORS.values()}
     if path not in by_path:
-        raise ValueError(f"{Path(folder) / 'config.json'}: class {path!r} is not a selector; expected one of "
-                         f"{sorted(by_path)}")
+        raise UserError(f"class {path!r} is not a selector; expected one of {sorted(by_path)}",
+                        path=Path(folder) / "config.json")
     return by_path[path].from_pretrained(folder, map_location=map_location)
 
 

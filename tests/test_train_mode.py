@@ -83,10 +83,12 @@ def test_quiet_lightning_keeps_warnings_of_real_problems():
     from lightning.fabric.utilities.warnings import PossibleUserWarning
 
     real_problems = [  # (module that raises it, message), as Lightning 2.6 words them
-        ("lightning.pytorch.loops.fit_loop", "Found 248 module(s) in eval mode at the start of training. This may lead to unexpected behavior during "
-        "training. If this is intentional, you can ignore this warning."),
-        ("lightning.pytorch.trainer.connectors.data_connector", "The 'train_dataloader' does not have many workers which may be a bottleneck. Consider increasing the value "
-        "of the `num_workers` argument` to `num_workers=15` in the `DataLoader` to improve performance."),
+        ("lightning.pytorch.loops.fit_loop",
+         ("Found 248 module(s) in eval mode at the start of training. This may lead to unexpected behavior during "
+          "training. If this is intentional, you can ignore this warning.")),
+        ("lightning.pytorch.trainer.connectors.data_connector",
+         ("The 'train_dataloader' does not have many workers which may be a bottleneck. Consider increasing the "
+          "value of the `num_workers` argument` to `num_workers=15` in the `DataLoader` to improve performance.")),
     ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

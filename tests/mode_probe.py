@@ -13,16 +13,16 @@ import torch
 class ModeProbe(L.Callback):
     """Writes to `path` (JSON), at the first batch of each stage, the names of the modules in the wrong mode:
     `"train"` lists modules in eval mode, `"validate"` / `"test"` list modules in train mode. With
-    `eval_before_fit`, it puts the whole module in eval mode when fitting starts, before the module's own hook. For a module with a
-    `losses(batch)` method, it also records two training losses of the first batch (same batch, same weights):
-    they differ when dropout runs."""
+    `eval_before_fit`, it puts the whole module in eval mode when fitting starts, before the module's own hook.
+    For a module with a `losses(batch)` method, it also records two training losses of the first batch (same
+    batch, same weights): they differ when dropout runs."""
 
     def __init__(self, path: str, eval_before_fit: bool = False):
         self.path, self.eval_before_fit = Path(path), eval_before_fit
         self.record: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        if self.eval_before_fit:  # stands for any builder that leaves modules in eval mode (runs before the module's hook)
+        if self.eval_before_fit:  # any builder that leaves modules in eval mode; runs before the module's own hook
             pl_module.eval()
 
     def _save(self) -> None:

@@ -69,7 +69,8 @@ def test_every_module_trains_in_train_mode(config, dataset_dir, store_dir, tmp_p
     LightningModule's own `on_fit_start` puts them back in train mode; validation still runs in eval mode."""
     args = ["fit", "--config", f"configs/{config}", "--data.dataset", str(dataset_dir), "--data.store",
             str(store_dir), f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
-            "--trainer.enable_progress_bar=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
             *probe_args(tmp_path / "modes.json", eval_before_fit=True)]
     messages = run(args)
     modes = json.loads((tmp_path / "modes.json").read_text())

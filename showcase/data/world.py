@@ -50,7 +50,9 @@ FILLERS = [
     "Service was slow but polite.", "It was my first time visiting this place.", "Great spot for a family dinner.",
     "The wait was about twenty minutes.",
 ]
-SIZES = {"small": dict(users=150, businesses=40, menu=6), "medium": dict(users=450, businesses=100, menu=6)}
+# "tiny" (tens of photos) is for smoke tests of the full-size models, too small to learn from
+SIZES = {"tiny": dict(users=16, businesses=5, menu=6), "small": dict(users=150, businesses=40, menu=6),
+         "medium": dict(users=450, businesses=100, menu=6)}
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def generate_world(output: str | Path, seed: int = 0, size: str = "small", confi
     for uid, user in users.items():
         n_reviews = rng.randint(*config.reviews_per_user)
         liked_businesses = [b for b in bids if set(businesses[b]) & set(user["likes"])]
-        for k, bid in enumerate(rng.sample(liked_businesses or bids, min(n_reviews, len(bids)))):
+        candidates = liked_businesses or bids
+        for k, bid in enumerate(rng.sample(candidates, min(n_reviews, len(candidates)))):
             menu = businesses[bid]
             liked = [d for d in menu if d in user["likes"]]
             n_photos = rng.randint(*config.photos_per_review)

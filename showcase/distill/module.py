@@ -66,6 +66,12 @@ class ClassifierModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
+    def on_fit_start(self) -> None:
+        # Lightning keeps each module's mode when fitting starts: a part loaded or built in eval mode (a pretrained
+        # decoder, an exported folder, a frozen copy) would train with its dropout off. Validation and test still
+        # switch to eval mode and back.
+        self.train()
+
     # --- steps ----------------------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         text, image, label = batch  # (B, D), (B, D), (B,)

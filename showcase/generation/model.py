@@ -151,8 +151,10 @@ def _build_decoder(config: GeneratorConfig):
     if config.decoder_config is not None:
         return GPT2LMHeadModel(GPT2Config(**{**config.decoder_config, "add_cross_attention": True}))
     if config.decoder is not None:
-        # cross-attention layers are new: they start random (transformers warns about them, as expected)
-        return GPT2LMHeadModel.from_pretrained(config.decoder, add_cross_attention=True)
+        # cross-attention layers are new: they start random (transformers warns about them, as expected).
+        # from_pretrained returns the model in eval mode; a decoder built to be trained starts in train mode, as
+        # every freshly built nn.Module does (else GPT-2's dropout never runs when fine-tuning)
+        return GPT2LMHeadModel.from_pretrained(config.decoder, add_cross_attention=True).train()
     return GPT2LMHeadModel(GPT2Config(
         vocab_size=config.vocab_size, n_positions=config.n_positions, n_embd=config.n_embd, n_layer=config.n_layer,
         n_head=config.n_head, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,

@@ -94,6 +94,12 @@ class GeneratorModule(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
+    def on_fit_start(self) -> None:
+        # Lightning keeps each module's mode when fitting starts: a part loaded or built in eval mode (a pretrained
+        # decoder, an exported folder, a frozen copy) would train with its dropout off. Validation and test still
+        # switch to eval mode and back.
+        self.train()
+
     # --- steps ----------------------------------------------------------------------------------------------------
     def _inputs(self, batch: dict[str, Any]) -> tuple:
         hp = self.hparams

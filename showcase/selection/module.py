@@ -133,6 +133,12 @@ class SelectionModule(L.LightningModule):
         params = [p for p in self.selector.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay) if params else None
 
+    def on_fit_start(self) -> None:
+        # Lightning keeps each module's mode when fitting starts: a part loaded or built in eval mode (a pretrained
+        # decoder, an exported folder, a frozen copy) would train with its dropout off. Validation and test still
+        # switch to eval mode and back.
+        self.train()
+
     def configure_callbacks(self) -> list:
         if not SELECTORS[self.hparams.selector].trainable:  # called before setup: read the class
             return []

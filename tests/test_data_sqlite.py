@@ -141,7 +141,7 @@ _KILL = textwrap.dedent("""
     else:
         real = os.replace
         def replace(a, b):
-            if str(b).endswith(where):
+            if str(b) == os.path.join(sys.argv[3], where):
                 os.kill(os.getpid(), signal.SIGKILL)
             real(a, b)
         p.os.replace = replace

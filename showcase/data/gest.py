@@ -175,7 +175,7 @@ def _syntax_error_line(path: Path) -> int | None:
         try:
             for _ in slow.parse(f):
                 pass
-        except ijson.JSONError as e:
+        except (ijson.JSONError, ValueError) as e:  # the pure-Python backend also raises json's own errors
             m = re.search(r" at (\d+)$", str(e))
             if m is None:
                 return None
@@ -283,5 +283,7 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                     yield lineno, json.loads(line, parse_constant=_reject_constant)
             except UnicodeDecodeError:
                 raise RecordError("not valid UTF-8: save the file as UTF-8", path=path, line=lineno) from None
-            except (ValueError, RecursionError) as e:
-                raise RecordError(f"invalid JSON ({str(e) or type(e).__name__:.80})", path=path, line=lineno) from None
+            except RecursionError:
+                raise RecordError("invalid JSON (nested too deeply)", path=path, line=lineno) from None
+            except ValueError as e:
+                raise RecordError(f"invalid JSON ({e})", path=path, line=lineno) from None

@@ -6,14 +6,15 @@ Schema::
     reviews(pos, review_id, user_id, business_id, text, rating, split, sentences, explanation, history)
         pos is dense 0..n-1 (dataset order); sentences/explanation are JSON lists; history is "user" (the user's
         other reviews in the dataset, in dataset order: nothing stored) or "listed" (rows in `history`)
-    photos(review_pos, rank, photo_id)    a review's photos in order
+    photos(review_pos, rank, photo_id, business_id)    a review's photos in order (with its business, so a
+                                          business's pool is one index range)
     history(review_pos, rank, ref_id, text, photos)
         a listed history item refers to a review id; `text` / `photos` are NULL when they are those of the review
         `ref_id` in this dataset (stored only for reviews outside it, or when they differ)
     businesses(business_id, name)         every reviewed business; `name` when the input gave one
 
-Indexes on reviews by review_id, (user_id, pos), (business_id, pos) and (split, pos) answer every lookup without
-reading the whole file. `DatasetWriter` streams rows in and builds the indexes at the end.
+Indexes on reviews by review_id, (user_id, pos), (business_id, pos) and (split, pos), and on photos by business,
+answer every lookup without reading the whole file. `DatasetWriter` streams rows in and builds the indexes at the end.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ CREATE TABLE reviews(
     text TEXT NOT NULL, rating REAL, split TEXT NOT NULL, sentences TEXT NOT NULL, explanation TEXT,
     history TEXT NOT NULL);
 CREATE TABLE photos(review_pos INTEGER NOT NULL, rank INTEGER NOT NULL, photo_id TEXT NOT NULL,
-    PRIMARY KEY(review_pos, rank)) WITHOUT ROWID;
+    business_id TEXT NOT NULL, PRIMARY KEY(review_pos, rank)) WITHOUT ROWID;
 CREATE TABLE history(review_pos INTEGER NOT NULL, rank INTEGER NOT NULL, ref_id TEXT NOT NULL, text TEXT,
     photos TEXT, PRIMARY KEY(review_pos, rank)) WITHOUT ROWID;
 CREATE TABLE businesses(business_id TEXT PRIMARY KEY, name TEXT) WITHOUT ROWID;
@@ -44,7 +45,8 @@ CREATE TABLE businesses(business_id TEXT PRIMARY KEY, name TEXT) WITHOUT ROWID;
 _INDEXES = """
 CREATE UNIQUE INDEX reviews_by_id ON reviews(review_id);
 CREATE INDEX reviews_by_user ON reviews(user_id, pos);
-CREATE INDEX reviews_by_business ON reviews(business_id, pos);
+CREATE INDEX reviews_by_business ON reviews(business_id, pos, user_id);
+CREATE INDEX photos_by_business ON photos(business_id, review_pos, rank, photo_id);
 CREATE INDEX reviews_by_split ON reviews(split, pos);
 """
 
@@ -87,7 +89,7 @@ class DatasetWriter:
                               json.dumps(list(sentences), ensure_ascii=False),
                               None if explanation is None else json.dumps(list(explanation), ensure_ascii=False),
                               HISTORY_LISTED if listed else HISTORY_USER))
-        self._photos.extend((pos, k, p) for k, p in enumerate(photos))
+        self._photos.extend((pos, k, p, business_id) for k, p in enumerate(photos))
         if listed:
             self._history.extend(
                 (pos, k, ref, text_, None if ph is None else json.dumps(list(ph)))
@@ -102,7 +104,7 @@ class DatasetWriter:
 
     def flush(self) -> None:
         self.conn.executemany("INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?,?)", self._reviews)
-        self.conn.executemany("INSERT INTO photos VALUES (?,?,?)", self._photos)
+        self.conn.executemany("INSERT INTO photos VALUES (?,?,?,?)", self._photos)
         self.conn.executemany("INSERT INTO history VALUES (?,?,?,?,?)", self._history)
         self._reviews, self._photos, self._history = [], [], []
 

@@ -183,8 +183,7 @@ class ShowcaseDataset:
             KeyError: naming the business when it has no review in the dataset.
         """
         rows = self._conn().execute(
-            "SELECT p.photo_id FROM reviews r JOIN photos p ON p.review_pos = r.pos WHERE r.business_id = ? "
-            "ORDER BY r.pos, p.rank", (business_id,)).fetchall()
+            "SELECT photo_id FROM photos WHERE business_id = ? ORDER BY review_pos, rank", (business_id,)).fetchall()
         if not rows:
             self._check_business(business_id)
         return list(dict.fromkeys(p for (p,) in rows))

@@ -170,3 +170,24 @@ def test_killed_prepare_leaves_nothing_loadable(world_dir, tmp_path, where):
         os.replace(leftovers[0] / "dataset.sqlite", tmp_path / "copy" / "dataset.sqlite")
         with pytest.raises(UserError, match="unfinished dataset file"):
             ShowcaseDataset.load(tmp_path / "copy")
+
+
+def test_business_names_from_google_local_metadata(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    records = []
+    for i in range(4):
+        Image.new("RGB", (4, 4)).save(tmp_path / "photos" / f"P{i}.jpg")
+        records.append(dict(review_id=f"r{i}", user_id=f"u{i // 2}", business_id=f"g{i % 2}", rating=4,
+                            review_text="The dumplings were juicy and hot.", pics=[f"P{i}"]))
+    _jsonl(records, tmp_path / "reviews.json")
+    meta = [{"gmap_id": "g0", "name": "Golden Dragon Noodle House"}, {"gmap_id": "elsewhere", "name": "Unreviewed"},
+            {"gmap_id": "g1"}]
+    _jsonl(meta, tmp_path / "meta.json")
+    ds, _ = prepare(tmp_path / "reviews.json", tmp_path / "photos", tmp_path / "ds", businesses=tmp_path / "meta.json")
+    assert ds.business_name("g0") == "Golden Dragon Noodle House"
+    assert ds.business_name("g1") is None and ds.business_name("elsewhere") is None
+    (tmp_path / "bad.json").write_bytes(b'{"gmap_id": "g0", "name": 5}\n')
+    with pytest.raises(UserError, match=r"bad.json:1: field 'name'"):
+        prepare(tmp_path / "reviews.json", tmp_path / "photos", tmp_path / "ds2", businesses=tmp_path / "bad.json")

@@ -13,7 +13,7 @@ import pytest
 from showcase.data import ShowcaseDataset
 from showcase.data.prepare import prepare
 from showcase.errors import UserError
-from tests.reference_dataset import reference_prepare
+from reference_dataset import reference_prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 

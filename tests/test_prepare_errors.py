@@ -134,3 +134,6 @@ def test_missing_input_and_photo_folder(tmp_path, photos):
     with pytest.raises(UserError, match="photo folder not found"):
         prepare(tmp_path / "in.jsonl", tmp_path / "no-photos", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(UserError, match="not a folder"):
+        prepare(tmp_path / "in.jsonl", photos, tmp_path / "out")

@@ -244,6 +244,8 @@ def prepare(
     raw_path, output = Path(raw_path), Path(output)
     if not Path(photos_dir).is_dir():
         raise UserError("photo folder not found", path=photos_dir)
+    if output.exists() and not output.is_dir():
+        raise UserError("the output exists and is not a folder: choose a dataset folder", path=output)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.prepare-"))
     report = FilterReport()

@@ -50,6 +50,9 @@ class _History(Sequence):
     def __repr__(self) -> str:
         return repr(self._resolve())
 
+    def __reduce__(self):  # pickled or deep-copied as the plain tuple it resolves to
+        return tuple, (self._resolve(),)
+
 
 class ReviewList(Sequence):
     """Reviews at given dataset positions, fetched on access (a list-like view; slicing returns a list)."""

@@ -32,12 +32,14 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resplit", action="store_true", help="ignore a split given by the input file")
+    parser.add_argument("--businesses", help="Google Local metadata (JSON lines with gmap_id or business_id, and "
+                        "name): business names shown on showcase cards")
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     filters = FilterConfig(args.min_words, args.max_photos, args.min_user_reviews)
     dataset, report = prepare(args.input, args.photos, args.output, filters, tuple(args.split), args.seed,
-                              keep_split=not args.resplit)
+                              keep_split=not args.resplit, businesses=args.businesses)
     print(format_statistics(dataset.meta["statistics"]))
     if report.dropped:
         print("dropped:")

@@ -40,7 +40,7 @@ class PhotoStore:
     def exists(self, photo_id: str) -> bool:
         try:
             return self.path(photo_id).is_file()
-        except ValueError:
+        except (ValueError, OSError):  # unsafe id, name too long, ...
             return False
 
     def ids(self) -> list[str]:

@@ -5,6 +5,7 @@ user has a table tint). Users like a few dish types (drawn around one of a few "
 similar histories) and write in their own voice (favourite adjectives). Businesses serve a menu of dish types and
 their photo pools come from many users. A review names the dishes of its photos ("The miso ramen was rich.") and
 adds filler sentences that describe no photo ("Parking was easy."). The ground truth goes to `world.json`.
+Each business has a name (`business_name` in its records, e.g. "Golden Dragon Noodle House").
 Some records are deliberately bad for the filters: short reviews, reviews with too many photos, users with one review,
 photos whose file is missing (expired URLs); half the `pics` use the `{"url": [...]}` shape.
 """
@@ -50,6 +51,11 @@ FILLERS = [
     "Service was slow but polite.", "It was my first time visiting this place.", "Great spot for a family dinner.",
     "The wait was about twenty minutes.",
 ]
+NAME_WORDS = (
+    ["Golden", "Little", "Blue", "Happy", "Old Town", "Lucky", "Red", "Green", "Silver", "Sunny"],
+    ["Dragon", "Oak", "Harbor", "Garden", "Lantern", "Fox", "Maple", "River", "Bridge", "Star"],
+    ["Noodle House", "Kitchen", "Bistro", "Diner", "Cafe", "Grill", "Eatery", "Tavern", "Table", "Canteen"],
+)
 # "tiny" (tens of photos) is for smoke tests of the full-size models, too small to learn from
 SIZES = {"tiny": dict(users=16, businesses=5, menu=6), "small": dict(users=150, businesses=40, menu=6),
          "medium": dict(users=450, businesses=100, menu=6)}
@@ -148,6 +154,12 @@ def render_dish(dish: int, table: tuple[int, int, int], rng: random.Random, size
     return img
 
 
+def business_name(index: int) -> str:
+    """A readable, unique (for up to 100 businesses) restaurant name: 0 is "Golden Dragon Noodle House"."""
+    first, second, kind = NAME_WORDS
+    return f"{first[index % 10]} {second[index // 10 % 10]} {kind[(index + index // 10) % 10]}"
+
+
 def generate_world(output: str | Path, seed: int = 0, size: str = "small", config: WorldConfig | None = None) -> Path:
     """Write the test world to `output`: `filter_all_t.json`, `photos/`, `world.json`. Deterministic per seed."""
     if config is None:
@@ -170,6 +182,7 @@ def generate_world(output: str | Path, seed: int = 0, size: str = "small", confi
         )
     businesses = {f"B{b:03d}": sorted(rng.sample(range(n_dish), config.menu)) for b in range(config.businesses)}
     bids = list(businesses)
+    names = {b: business_name(i) for i, b in enumerate(bids)}
 
     records, photo_dish, sentences_gt, photo_seq = [], {}, {}, 0
 
@@ -217,6 +230,8 @@ def generate_world(output: str | Path, seed: int = 0, size: str = "small", confi
                             review_text="The only review this user ever wrote.", pics=[new_photo(1, bad_user)]))
         records.append(dict(review_id=f"RE{j}", user_id=f"U{j + 6:04d}", business_id=bids[j], rating=4,
                             review_text="The photos of this review have expired.", pics=[f"AF1QipGONE{j:04d}"]))
+    for r in records:
+        r["business_name"] = names[r["business_id"]]
     for i, r in enumerate(records):  # half the records use the {"url": [...]} shape of `pics`
         if i % 2:
             r["pics"] = [{"url": [f"https://lh5.googleusercontent.com/p/{p}=w150-h150-k-no-p"]} for p in r["pics"]]
@@ -239,6 +254,7 @@ def generate_world(output: str | Path, seed: int = 0, size: str = "small", confi
         "users": {u: {"likes": [DISHES[d][0] for d in v["likes"]], "table": v["table"],
                       "adjectives": v["adjectives"]} for u, v in users.items()},
         "businesses": {b: [DISHES[d][0] for d in m] for b, m in businesses.items()},
+        "business_names": names,
         "sentences": sentences_gt,
     }
     atomic_write_text(out / "world.json", json.dumps(truth, indent=1))

@@ -87,6 +87,19 @@ def _generate(*extra: str) -> Argv:
                        "--business", ws.shared["business"], *extra]
 
 
+def _prepare(*extra: str) -> Argv:
+    return lambda ws: ["prepare", "--input", str(ws / "in.jsonl"), "--photos", str(ws / "photos"),
+                       "--output", str(ws / "out"), *extra]
+
+
+GOOD_RECORD = json.dumps({"business_id": "b1", "user_id": "u1", "rating": 5, "pics": ["p1"],
+                          "review_text": "The noodles were rich and the broth was deep."}) + "\n"
+
+
+def prepare_input(data: str | bytes) -> Callable[[Workspace], None]:
+    return lambda ws: (ws.write("in.jsonl", data), (ws / "photos").mkdir())
+
+
 def _metrics(*extra: str) -> Argv:
     return lambda ws: ["metrics", "--predictions", str(ws / "p.jsonl"), "--references", str(ws / "r.jsonl"), *extra]
 
@@ -163,6 +176,20 @@ CASES = [
          pipeline_with("generator/model.safetensors", truncate)),
     Case("generate-empty-safetensors", _generate(), r"selector/model\.safetensors: not a readable safetensors",
          pipeline_with("selector/model.safetensors", lambda b: b"")),
+    # showcase prepare (JSON lines input; the readers are tested in depth in test_prepare_errors.py)
+    Case("prepare-empty-input", _prepare(), r"^showcase prepare: error: .*in\.jsonl: .*empty", prepare_input("")),
+    Case("prepare-truncated-json", _prepare(), r"in\.jsonl:2: .*JSON", prepare_input(GOOD_RECORD + GOOD_RECORD[:30])),
+    Case("prepare-non-utf8", _prepare(), r"in\.jsonl:1: .*UTF-8",
+         prepare_input(GOOD_RECORD.encode().replace(b"noodles", b"nood\xffles"))),
+    Case("prepare-nan-rating", _prepare(), r"in\.jsonl:1: .*NaN",
+         prepare_input(GOOD_RECORD.replace('"rating": 5', '"rating": NaN'))),
+    Case("prepare-missing-field", _prepare(), r"in\.jsonl:1: .*user_id",
+         prepare_input(GOOD_RECORD.replace('"user_id": "u1", ', ""))),
+    Case("prepare-empty-record", _prepare(), r"in\.jsonl:1: ", prepare_input("{}\n")),
+    # showcase features
+    Case("features-missing-photos-folder", lambda ws: ["features", "--photos", str(ws / "no-photos"),
+                                                       "--output", str(ws / "store")],
+         r"^showcase features: error: .*no-photos"),
     # showcase metrics / python -m metrics
     Case("metrics-missing-file", _metrics(), r"^showcase metrics: error: .*p\.jsonl: no such file"),
     Case("metrics-non-utf8", _metrics(), r"p\.jsonl:2: not UTF-8 text \(byte 0xff at column \d+\); save the file as",

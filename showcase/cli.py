@@ -52,24 +52,33 @@ def run_lightning(args: list[str]) -> int:
 
     class ShowcaseCLI(LightningCLI):
         def after_fit(self) -> None:
+            # the one place that chooses the exported weights: the checkpoint callback's best, else the last ones
             export = getattr(self.model, "export", None)
             if export is None:
                 return
             best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
             if best:
-                state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-                self.model.load_state_dict(state)
+                checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+                self.model.load_state_dict(checkpoint["state_dict"])
+                self.model.on_load_checkpoint(checkpoint)  # e.g. Φ's threshold chosen on validation
             folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "model"
             if self.trainer.is_global_zero:
                 export(folder)
                 print(f"exported the trained model to {folder}")
 
         def after_test(self) -> None:
-            # every test run leaves its metrics beside its logs (the demo's summary reads them)
+            # every test run leaves its metrics beside its logs (the demo's summary reads them), and in the
+            # model card of the export it tested when that is beside it
+            from showcase.pretrained import CONFIG_NAME, write_model_card
+
             metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             if self.trainer.is_global_zero and metrics:
                 atomic_write_text(folder / "test_metrics.json", json.dumps(metrics, indent=2))
+                ckpt = Path(str(self.config.get("test.ckpt_path") or ""))
+                exported = ckpt.parent.parent / "model" if ckpt.name else None
+                if exported is not None and (exported / CONFIG_NAME).exists():
+                    write_model_card(exported, metrics)
 
     ShowcaseCLI(
         subclass_mode_model=True,

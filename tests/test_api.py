@@ -113,3 +113,80 @@ def test_page_in_headless_chromium(showcaser, known_pair, tmp_path, browser):
     assert browser.execute_script("return window.pwned") is None
     browser.save_screenshot(str(tmp_path / "card-screenshot.png"))
     assert (tmp_path / "card-screenshot.png").stat().st_size > 1000
+
+
+# --- served == tested ----------------------------------------------------------------------------------------------
+def test_served_text_equals_the_generator_test_run(demo_dir, showcaser):
+    """Each test example's photos through the API give exactly the text the generator's test run wrote."""
+    predictions = [json.loads(line) for line in
+                   (demo_dir / "models" / "generator" / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == len(showcaser.dataset.split("test"))
+    served = showcaser.generate_showcases(
+        [(p["user_id"], p["business_id"]) for p in predictions],
+        photos=[list(showcaser.dataset.review(p["id"]).photos) for p in predictions])
+    same = sum(s.text == p["text"] for s, p in zip(served, predictions))
+    print(f"\nserved text == tested text: {same} of {len(predictions)}")
+    assert same == len(predictions)
+    assert all(not s.cold_start for s in served)
+
+
+def test_served_relevance_equals_the_selector_test_run(showcaser):
+    """The selector's relevance of every pool photo through the API equals the relevance its test step computes."""
+    import torch
+
+    from showcase.data import ShowcaseDataset
+    from showcase.selection.data import SelectionDataModule
+
+    selector = showcaser.selector
+    dataset = ShowcaseDataset.load(selector.export_info["data"]["dataset"])  # what the selector was tested on
+    limits = selector.input_limits
+    dm = SelectionDataModule("-", "-", max_history_texts=limits["history_texts"],
+                             max_history_photos=limits["history_photos"]).attach(dataset, showcaser.store)
+    batch = next(iter(dm.test_dataloader()))  # the test step's batch (all of the test split)
+    examples = dm.splits["test"].examples
+    assert len(examples) == len(batch["user_ids"]) > 10
+    with torch.no_grad():
+        tested = selector.scores(batch)  # (B, N)
+    api = Showcaser(dataset, showcaser.store, selector, showcaser.generator)
+    served = api.generate_showcases([(e.user_id, e.business_id) for e in examples],
+                                    photos=[dataset.business_photos(e.business_id) for e in examples])
+    close = sum(torch.allclose(torch.tensor([p.relevance for p in s.photos]), tested[b, : len(e.pool)], rtol=1e-5,
+                               atol=0) for b, (s, e) in enumerate(zip(served, examples)))
+    print(f"\nserved relevance == tested relevance (rtol 1e-5): {close} of {len(examples)}")
+    assert close == len(examples)
+
+
+def test_pipeline_refuses_a_store_of_another_encoder(demo_dir, tmp_path):
+    import shutil
+
+    from showcase.errors import UserError
+
+    pipeline = tmp_path / "pipeline"
+    shutil.copytree(demo_dir / "pipeline", pipeline)
+    meta_path = pipeline / "store" / "encoder.json"
+    meta = json.loads(meta_path.read_text())
+    meta["fingerprint"] = {**meta.get("fingerprint", {}), "seed": 7}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="trained on features of showcase-tiny .*seed 0.* holds features of "
+                                        "showcase-tiny .*seed 7.*--allow-encoder-mismatch"):
+        Showcaser.load(pipeline)
+    assert Showcaser.load(pipeline, allow_encoder_mismatch=True).generate_showcase("anyone", "B000").text.strip()
+
+
+def test_exports_load_as_their_class_with_a_card(demo_dir):
+    from showcase import load_model
+    from showcase.distill.model import SentenceImageClassifier
+    from showcase.generation.model import ExplanationGenerator
+    from showcase.selection import DPPSelector
+
+    models = demo_dir / "models"
+    for name, cls in (("classifier", SentenceImageClassifier), ("selector", DPPSelector),
+                      ("generator", ExplanationGenerator)):
+        folder = models / name / "run" / "model"
+        model = load_model(folder)
+        assert isinstance(model, cls) and model.encoder_fingerprint["model"] == "showcase-tiny"
+        card = (folder / "README.md").read_text()
+        assert "## Encoder" in card and "showcase-tiny" in card and "## Test metrics" in card
+        assert "not tested yet" not in card, name  # `showcase test` wrote its metrics into the card
+    generator = load_model(models / "generator" / "run" / "model")
+    assert generator.decoding == {"num_beams": 2, "max_new_tokens": 40}  # configs/generator_tiny.yaml's

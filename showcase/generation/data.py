@@ -11,12 +11,12 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import SplitDataModule
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import Review, ShowcaseDataset
 from showcase.generation.entities import EntitySwapper
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
@@ -45,28 +45,6 @@ class GeneratorExamples(Dataset):
 
     def __getitem__(self, i: int) -> Example:
         return self.examples[i]
-
-
-class EpochSampler(Sampler[int]):
-    """Shuffles with a generator seeded by `(seed, epoch)`, so a resumed run sees the same order as an unbroken one.
-
-    Lightning calls `set_epoch` at the start of every epoch.
-    """
-
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def _pad(rows: list[tuple[int, ...]], matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

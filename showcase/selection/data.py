@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import SplitDataModule
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import ShowcaseDataset
 from showcase.inputs import FeatureLookup, InputLimits, limit_history
 from showcase.selection.profile import SelectionBatch, collate_requests
@@ -171,11 +171,12 @@ class SelectionDataModule(SplitDataModule):
         max_pool: cut pools to this many photos (keeping the target ones); None keeps all.
         train_pools: "train" (training pools from training reviews only) or "all" (see `build_examples`).
         num_workers: DataLoader workers.
+        seed: seed of the per-epoch shuffling.
     """
 
     def __init__(self, dataset: str, store: str, batch_size: int = 512, max_history_texts: int = 50,
                  max_history_photos: int = 200, max_pool: int | None = None, train_pools: str = "train",
-                 num_workers: int = 0):
+                 num_workers: int = 0, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.splits: dict[str, SelectionExamples] | None = None
@@ -232,7 +233,8 @@ class SelectionDataModule(SplitDataModule):
         if self.splits is None:
             self.setup()
         data = self.splits[split]
-        return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=shuffle, collate_fn=data.collate,
+        sampler = EpochSampler(len(data), self.hparams.seed, shuffle=shuffle)  # same order when resumed
+        return DataLoader(data, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=data.collate,
                           num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:

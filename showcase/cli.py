@@ -1,6 +1,6 @@
 """The `showcase` command: `main(args=None)` runs exactly what users type.
 
-`fit`, `validate`, `test` and `predict` come from LightningCLI (YAML configs under `configs/`); the other
+`fit`, `validate` and `test` come from LightningCLI (YAML configs under `configs/`); the other
 subcommands are plain argparse programs registered in `SUBCOMMANDS`.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ LIGHTNING_COMMANDS = {
     "fit": "train a model from a YAML config (configs/*.yaml)",
     "validate": "evaluate a model on the validation split",
     "test": "evaluate a model on the test split",
-    "predict": "run a model's predict step",
 }
 # name: (module, add-arguments function, run function, help)
 SUBCOMMANDS = {
@@ -29,6 +28,7 @@ SUBCOMMANDS = {
     "analyze": ("showcase.distill.cli", "add_analyze_arguments", "run_analyze", "visual diversity of a dataset"),
     "annotate": ("annotation.cli", "add_arguments", "run", "label sentence-photo pairs in a browser; agreement"),
     "generate": ("showcase.api.cli", "add_arguments", "run", "the showcase of a (user, business) pair"),
+    "predict": ("showcase.api.predict", "add_arguments", "run", "showcases for many pairs (JSON lines), batched"),
     "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
 }

@@ -190,3 +190,60 @@ def test_exports_load_as_their_class_with_a_card(demo_dir):
         assert "not tested yet" not in card, name  # `showcase test` wrote its metrics into the card
     generator = load_model(models / "generator" / "run" / "model")
     assert generator.decoding == {"num_beams": 2, "max_new_tokens": 40}  # configs/generator_tiny.yaml's
+
+
+# --- showcase predict ------------------------------------------------------------------------------------------------
+def _same_showcases(a, b):
+    """Same lines: equal texts and photos; relevance equal up to float rounding (batches of other shapes)."""
+    a, b = ([json.loads(line) for line in p.read_text().splitlines()] for p in (a, b))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        rel_x, rel_y = [p.pop("relevance") for p in x["photos"]], [p.pop("relevance") for p in y["photos"]]
+        assert x == y and rel_x == pytest.approx(rel_y, rel=1e-5)
+
+
+def _pairs_file(showcaser, path, n=7):
+    test = showcaser.dataset.split("test")[:n]
+    lines = [{"user_id": r.user_id, "business_id": r.business_id} for r in test]
+    lines.append({"user_id": "a-user-never-seen", "business_id": test[0].business_id, "photos": list(test[0].photos)})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return lines
+
+
+def test_predict_writes_showcases_in_input_order_and_resumes(demo_dir, showcaser, tmp_path, capsys):
+    lines = _pairs_file(showcaser, tmp_path / "pairs.jsonl")
+    args = ["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
+            "--batch-size", "3", "--no-progress"]
+    assert main([*args, "--output", str(tmp_path / "one.jsonl")]) == 0
+    written = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    expected = showcaser.generate_showcases([(x["user_id"], x["business_id"]) for x in lines],
+                                            photos=[x.get("photos") for x in lines])
+    assert [(w["user_id"], w["business_id"], w["text"]) for w in written] == [
+        (s.user_id, s.business_id, s.text) for s in expected]
+    assert [[p["photo_id"] for p in w["photos"]] for w in written] == [[p.photo_id for p in s.photos] for s in expected]
+    assert written[-1]["cold_start"] and [p["photo_id"] for p in written[-1]["photos"]] == lines[-1]["photos"]
+    # resume: a killed run left a journal with two finished pairs (one torn line); only the others are computed
+    journal = tmp_path / "again.jsonl.part-0"
+    journal.write_text("".join(json.dumps({"index": i, **written[i]}) + "\n" for i in (0, 5)) + '{"index": 1, "us')
+    assert main([*args, "--output", str(tmp_path / "again.jsonl")]) == 0
+    assert "2 done before, 6 now" in capsys.readouterr().out
+    _same_showcases(tmp_path / "again.jsonl", tmp_path / "one.jsonl")
+    assert not journal.exists()
+
+
+def test_predict_on_two_gloo_processes_merges_in_input_order(demo_dir, showcaser, tmp_path):
+    _pairs_file(showcaser, tmp_path / "pairs.jsonl")
+    args = ["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
+            "--batch-size", "2", "--no-progress"]
+    assert main([*args, "--output", str(tmp_path / "one.jsonl")]) == 0
+    assert main([*args, "--output", str(tmp_path / "two.jsonl"), "--devices", "2"]) == 0
+    _same_showcases(tmp_path / "two.jsonl", tmp_path / "one.jsonl")
+
+
+def test_predict_names_the_bad_line(demo_dir, tmp_path, capsys):
+    from showcase.errors import UserError
+
+    (tmp_path / "pairs.jsonl").write_text('{"user_id": "U1", "business_id": "B1"}\n{"user_id": "U1"}\n')
+    with pytest.raises(UserError, match=r"pairs.jsonl:2: missing or non-string business_id"):
+        main(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
+              "--output", str(tmp_path / "out.jsonl")])

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", metavar="NAME_OR_DIR", help="CLIP encoder for clip_score/clip_align")
     parser.add_argument("--clip-pretrained", metavar="TAG", help="pretrained tag or weights file of --clip")
     parser.add_argument("--classifier", metavar="DIR", help="trained classifier folder for clip_align")
+    parser.add_argument("--allow-encoder-mismatch", action="store_true",
+                        help="use --clip even if the classifier was trained on features of another CLIP")
     parser.add_argument("--images", type=Path, metavar="DIR", help="folder holding the images named in the files")
     parser.add_argument("--bert-model", metavar="NAME_OR_DIR", help="model for bert_score")
     parser.add_argument("--bert-layers", type=int, metavar="N", help="hidden layer used by bert_score")
@@ -82,7 +84,10 @@ def evaluate(args: argparse.Namespace) -> Dict[str, float]:
                 if not args.classifier:
                     raise MetricsInputError("clip_align needs --classifier DIR (a trained classifier folder)")
                 from showcase.distill import load_classifier
+                from showcase.fingerprint import check_model_against_encoder
 
+                check_model_against_encoder(args.classifier, encoder,
+                                            allow=getattr(args, "allow_encoder_mismatch", False))
                 out[m] = clip_align(data.preds, images, encoder, load_classifier(args.classifier))
             else:
                 out[m] = clip_score(data.preds, images, encoder, "cosine" if m.endswith("cosine") else "hessel")

@@ -73,9 +73,10 @@ def check_encoder(expected: dict[str, Any] | None, store: Any, what: str, allow:
         return
     actual = store_fingerprint(store)
     if actual and _comparable(expected) != _comparable(actual):
+        source = getattr(store, "label", None) or f"the feature store {getattr(store, 'folder', '')}"
         raise UserError(
-            f"{what} was trained on features of {describe(expected)}, but the feature store "
-            f"{getattr(store, 'folder', '')} holds features of {describe(actual)}; rebuild the store with that "
+            f"{what} was trained on features of {describe(expected)}, but {source} "
+            f"holds features of {describe(actual)}; use features of that encoder "
             f"encoder (showcase features) or pass {OVERRIDE_FLAG} to use it anyway", path=path)
 
 
@@ -94,3 +95,17 @@ def model_fingerprint(folder: str | Path) -> dict[str, Any] | None:
 def check_model_encoder(folder: str | Path, store: Any, allow: bool = False) -> None:
     """`check_encoder` for an exported model folder against `store`."""
     check_encoder(model_fingerprint(folder), store, f"the model in {folder}", allow, Path(folder) / "config.json")
+
+
+class _EncoderAsStore:
+    """An encoder seen as a store by `check_encoder`: its fingerprint, named by its spec."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.fingerprint = fingerprint_from_spec(encoder.spec, encoder.dim)
+        self.label = "the given CLIP encoder"
+
+
+def check_model_against_encoder(folder: str | Path, encoder: Any, allow: bool = False) -> None:
+    """`check_encoder` for an exported model folder against a loaded `ClipEncoder` (e.g. `metrics --clip`)."""
+    check_encoder(model_fingerprint(folder), _EncoderAsStore(encoder), f"the model in {folder}", allow,
+                  Path(folder) / "config.json")

@@ -27,6 +27,9 @@ def known_pair(showcaser):
 
 
 def test_demo_wrote_pages_and_resumes(demo_dir, capsys):
+    for name in ("classifier", "selector", "generator"):  # fit and test each keep their metrics.csv
+        assert (demo_dir / "models" / name / "run" / "metrics.csv").is_file(), name
+        assert (demo_dir / "models" / name / "test" / "metrics.csv").is_file(), name
     pages = json.loads((demo_dir / "showcases.json").read_text())
     assert len(pages) == 3 and all((demo_dir / href).is_file() for href, _, _ in pages)
     index = (demo_dir / "index.html").read_text()
@@ -119,7 +122,7 @@ def test_page_in_headless_chromium(showcaser, known_pair, tmp_path, browser):
 def test_served_text_equals_the_generator_test_run(demo_dir, showcaser):
     """Each test example's photos through the API give exactly the text the generator's test run wrote."""
     predictions = [json.loads(line) for line in
-                   (demo_dir / "models" / "generator" / "run" / "predictions.jsonl").read_text().splitlines()]
+                   (demo_dir / "models" / "generator" / "test" / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == len(showcaser.dataset.split("test"))
     served = showcaser.generate_showcases(
         [(p["user_id"], p["business_id"]) for p in predictions],
@@ -247,3 +250,31 @@ def test_predict_names_the_bad_line(demo_dir, tmp_path, capsys):
     with pytest.raises(UserError, match=r"pairs.jsonl:2: missing or non-string business_id"):
         main(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
               "--output", str(tmp_path / "out.jsonl")])
+
+
+def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path):
+    import shutil
+
+    from showcase.errors import UserError
+
+    store = tmp_path / "store"
+    shutil.copytree(demo_dir / "store", store)
+    meta = json.loads((store / "encoder.json").read_text())
+    meta["spec"]["seed"] = meta["fingerprint"]["seed"] = 3
+    (store / "encoder.json").write_text(json.dumps(meta))
+    classifier = demo_dir / "models" / "classifier" / "run" / "model"
+    distill = ["distill", "--dataset", str(demo_dir / "dataset"), "--store", str(store), "--classifier",
+               str(classifier), "--output", str(tmp_path / "s2")]
+    with pytest.raises(UserError, match=r"trained on features of showcase-tiny \(random init, seed 0\).*seed 3"):
+        main(distill)
+    generated = demo_dir / "models" / "generator" / "test"
+    metrics = ["metrics", "--predictions", str(generated / "predictions.jsonl"), "--references",
+               str(generated / "references.jsonl"), "--metrics", "clip_align", "--classifier", str(classifier),
+               "--images", str(demo_dir / "world" / "photos")]
+    from showcase.encoders import load_clip
+
+    load_clip("showcase-tiny", seed=3).save(tmp_path / "clip-seed3")
+    with pytest.raises(UserError, match=r"the given CLIP encoder holds features of showcase-tiny \(random init, "
+                                        r"seed 3\), width 64.*--allow-encoder-mismatch"):
+        main([*metrics, "--clip", str(tmp_path / "clip-seed3")])
+    assert main([*metrics, "--clip", str(demo_dir / "store" / "encoder")]) == 0  # the right encoder passes

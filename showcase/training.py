@@ -87,3 +87,25 @@ def checkpoint_fingerprint(path: str | Path) -> dict[str, Any] | None:
     """The encoder fingerprint a checkpoint recorded (None for checkpoints written before fingerprints)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     return checkpoint.get(FINGERPRINT_KEY)
+
+
+def gather_in_order(records: list[dict[str, Any]], position: dict[str, int] | None = None,
+                    key: str = "id") -> list[dict[str, Any]]:
+    """Every rank's records, once each, in input order (`position[record[key]]`, else first seen).
+
+    Under DDP each rank holds its share (and `DistributedSampler` repeats a few examples to even the shares);
+    outside a process group the records come back as they are, deduplicated and ordered the same way.
+    """
+    import torch.distributed as dist
+
+    shares = [records]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        shares = [None] * dist.get_world_size()
+        dist.all_gather_object(shares, records)
+    unique: dict[Any, dict[str, Any]] = {}
+    for share in shares:
+        for record in share:
+            unique.setdefault(record[key], record)
+    if position is None:
+        return list(unique.values())
+    return sorted(unique.values(), key=lambda r: position.get(r[key], len(position)))

@@ -140,3 +140,33 @@ def test_last_without_an_earlier_run_is_one_clear_error(dataset_dir, store_dir, 
     with pytest.raises(UserError, match="no last.ckpt"):
         main(["fit", "--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir), "--data.store",
               str(store_dir), "--ckpt_path", "last", *_logger(tmp_path)])
+
+
+# --- DDP: test predictions gathered in input order -------------------------------------------------------------------
+def _gather_rank(rank, port, out):
+    import os
+
+    import torch.distributed as dist
+
+    from showcase.training import gather_in_order
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    ids = list(range(rank, 7, 2)) + ([0] if rank == 1 else [])  # DistributedSampler's shares, one padded repeat
+    gathered = gather_in_order([{"id": f"r{i}", "rank": rank} for i in ids], {f"r{i}": i for i in range(7)})
+    if rank == 0:
+        out.put([g["id"] for g in gathered])
+    dist.destroy_process_group()
+
+
+def test_test_predictions_are_gathered_from_two_gloo_processes_in_input_order():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_gather_rank, args=(port, queue), nprocs=2, join=True)
+    assert queue.get() == [f"r{i}" for i in range(7)]

@@ -145,11 +145,18 @@ class GeneratorModule(L.LightningModule):
             })
 
     def on_test_epoch_end(self) -> None:
+        from showcase.training import gather_in_order
+
+        # every rank's share, once each, in the test split's order (only rank 0 writes)
+        splits = getattr(getattr(self.trainer, "datamodule", None), "splits", None) or {}
+        position = {e.review.review_id: i for i, e in enumerate(splits["test"].examples)} if "test" in splits else None
+        self._predictions = gather_in_order(self._predictions, position)
         folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
-        write_jsonl(folder / REFERENCES_FILE, [{"id": p["id"], "text": p["reference"], "photos": p["photos"]}
-                                               for p in self._predictions])
-        log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
+        if self.trainer.is_global_zero:
+            write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
+            write_jsonl(folder / REFERENCES_FILE, [{"id": p["id"], "text": p["reference"], "photos": p["photos"]}
+                                                   for p in self._predictions])
+            log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
         scores = text_metrics([p["text"] for p in self._predictions], [p["reference"] for p in self._predictions])
         if scores:
             self.log_dict({f"test/{k}": v for k, v in scores.items()})

@@ -76,8 +76,8 @@ def check_encoder(expected: dict[str, Any] | None, store: Any, what: str, allow:
         source = getattr(store, "label", None) or f"the feature store {getattr(store, 'folder', '')}"
         raise UserError(
             f"{what} was trained on features of {describe(expected)}, but {source} "
-            f"holds features of {describe(actual)}; use features of that encoder "
-            f"encoder (showcase features) or pass {OVERRIDE_FLAG} to use it anyway", path=path)
+            f"holds features of {describe(actual)}; compute the features with the model's encoder "
+            f"(showcase features) or pass {OVERRIDE_FLAG} to use them anyway", path=path)
 
 
 def _comparable(fingerprint: dict[str, Any]) -> tuple:
@@ -94,7 +94,7 @@ def model_fingerprint(folder: str | Path) -> dict[str, Any] | None:
 
 def check_model_encoder(folder: str | Path, store: Any, allow: bool = False) -> None:
     """`check_encoder` for an exported model folder against `store`."""
-    check_encoder(model_fingerprint(folder), store, f"the model in {folder}", allow, Path(folder) / "config.json")
+    check_encoder(model_fingerprint(folder), store, "this model", allow, Path(folder) / "config.json")
 
 
 class _EncoderAsStore:
@@ -107,5 +107,4 @@ class _EncoderAsStore:
 
 def check_model_against_encoder(folder: str | Path, encoder: Any, allow: bool = False) -> None:
     """`check_encoder` for an exported model folder against a loaded `ClipEncoder` (e.g. `metrics --clip`)."""
-    check_encoder(model_fingerprint(folder), _EncoderAsStore(encoder), f"the model in {folder}", allow,
-                  Path(folder) / "config.json")
+    check_encoder(model_fingerprint(folder), _EncoderAsStore(encoder), "this model", allow, Path(folder) / "config.json")

@@ -48,7 +48,8 @@ def run_method(config: str, trained: bool, dataset: Path, store: Path, root: Pat
     """`showcase fit` (if trained) then `showcase test` with the best checkpoint; the test's metrics."""
     from showcase.cli import main
 
-    common = ["--config", str(ROOT / "configs" / f"{config}.yaml"), "--data.dataset", str(dataset),
+    overlay = ["--config", str(ROOT / "configs" / f"{config}.yaml")] if config != "selector" else []
+    common = ["--config", str(ROOT / "configs" / "selector.yaml"), *overlay, "--data.dataset", str(dataset),
               "--data.store", str(store), f"--data.batch_size={args.batch_size}",
               "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
               "--trainer.num_sanity_val_steps=0", f"--seed_everything={args.seed}"]

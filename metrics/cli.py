@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", metavar="NAME_OR_DIR", help="CLIP encoder for clip_score/clip_align")
     parser.add_argument("--clip-pretrained", metavar="TAG", help="pretrained tag or weights file of --clip")
     parser.add_argument("--classifier", metavar="DIR", help="trained classifier folder for clip_align")
+    parser.add_argument("--allow-encoder-mismatch", action="store_true",
+                        help="use --clip even if the classifier was trained on features of another CLIP")
     parser.add_argument("--images", type=Path, metavar="DIR", help="folder holding the images named in the files")
     parser.add_argument("--bert-model", metavar="NAME_OR_DIR", help="model for bert_score")
     parser.add_argument("--bert-layers", type=int, metavar="N", help="hidden layer used by bert_score")
@@ -102,6 +104,10 @@ def evaluate(args: argparse.Namespace) -> Dict[str, float]:
         encoder, images = _encoder(args), resolve_images(data, args.images)
         for m in clip:
             if m == "clip_align":
+                from showcase.fingerprint import check_model_against_encoder
+
+                check_model_against_encoder(args.classifier, encoder,
+                                            allow=getattr(args, "allow_encoder_mismatch", False))
                 out[m] = clip_align(data.preds, images, encoder, classifier)
             else:
                 out[m] = clip_score(data.preds, images, encoder, "cosine" if m.endswith("cosine") else "hessel")

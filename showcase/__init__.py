@@ -3,6 +3,8 @@
 Example:
     >>> from showcase import Showcaser                                     # doctest: +SKIP
     >>> Showcaser.load("runs/demo/pipeline").generate_showcase("U0016", "B037").text  # doctest: +SKIP
+    >>> from showcase import load_model                                    # doctest: +SKIP
+    >>> load_model("runs/demo/models/selector/run/model")                  # doctest: +SKIP
 """
 __version__ = "0.1.0"
 
@@ -15,5 +17,9 @@ def __getattr__(name: str):
         import showcase.api as api
 
         return getattr(api, name)
+    if name == "load_model":  # like transformers' AutoModel: the class is read from the folder's config.json
+        from showcase.pretrained import load_model
+
+        return load_model
     raise AttributeError(f"module 'showcase' has no attribute {name!r}")
 

@@ -1,6 +1,6 @@
 """The `showcase` command: `main(args=None)` runs exactly what users type.
 
-`fit`, `validate`, `test` and `predict` come from LightningCLI (YAML configs under `configs/`); the other
+`fit`, `validate` and `test` come from LightningCLI (YAML configs under `configs/`); the other
 subcommands are plain argparse programs registered in `SUBCOMMANDS`.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ LIGHTNING_COMMANDS = {
     "fit": "train a model from a YAML config (configs/*.yaml)",
     "validate": "evaluate a model on the validation split",
     "test": "evaluate a model on the test split",
-    "predict": "run a model's predict step",
 }
 # name: (module, add-arguments function, run function, help)
 SUBCOMMANDS = {
@@ -29,6 +28,7 @@ SUBCOMMANDS = {
     "analyze": ("showcase.distill.cli", "add_analyze_arguments", "run_analyze", "visual diversity of a dataset"),
     "annotate": ("annotation.cli", "add_arguments", "run", "label sentence-photo pairs in a browser; agreement"),
     "generate": ("showcase.api.cli", "add_arguments", "run", "the showcase of a (user, business) pair"),
+    "predict": ("showcase.api.predict", "add_arguments", "run", "showcases for many pairs (JSON lines), batched"),
     "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
 }
@@ -45,31 +45,79 @@ def _usage() -> str:
 
 
 def run_lightning(args: list[str]) -> int:
+    """`fit`/`validate`/`test` through LightningCLI, plus what the package adds around them.
+
+    * `--ckpt_path last` resumes from the newest `last.ckpt` of any earlier run under the same output folder
+      (`trainer.default_root_dir`, or the logger's folder).
+    * Fitting from a checkpoint refuses a feature store of another encoder than the checkpoint's (one line naming
+      both); `--allow-encoder-mismatch` overrides.
+    * After `fit`, the best checkpoint (the checkpoint callback's) is restored and the model exported to
+      `<log dir>/model`; after `test`, the metrics go to `test_metrics.json` and the tested export's model card.
+    """
     import torch
     from lightning.pytorch.cli import LightningCLI
 
+    from showcase.fingerprint import OVERRIDE_FLAG, check_encoder
+    from showcase.training import (
+        LastCheckpoint, ResumeState, best_checkpoint, checkpoint_fingerprint, find_last_checkpoint,
+    )
+
     quiet_lightning()
+    allow_mismatch = OVERRIDE_FLAG in args
+    args = [a for a in args if a != OVERRIDE_FLAG]
 
     class ShowcaseCLI(LightningCLI):
+        def before_fit(self) -> None:
+            self.trainer.callbacks.extend([ResumeState(), LastCheckpoint()])
+            ckpt = self.config_init["fit"].get("ckpt_path")
+            if ckpt == "last":
+                logger = self.trainer.logger
+                found = find_last_checkpoint(getattr(logger, "root_dir", None), self.trainer.default_root_dir)
+                if found is None:
+                    from showcase.errors import UserError
+
+                    raise UserError("--ckpt_path last: no last.ckpt under this run's output folder to resume "
+                                    "from; drop --ckpt_path to start afresh",
+                                    path=getattr(logger, "root_dir", None) or self.trainer.default_root_dir)
+                print(f"resuming from {found}")
+                self.config_init["fit"]["ckpt_path"] = ckpt = str(found)
+            if ckpt and Path(ckpt).is_file():
+                from showcase.pretrained import training_extras
+
+                store = training_extras(self.datamodule).get("encoder")
+                expected = checkpoint_fingerprint(ckpt)
+                if store and expected:
+                    check_encoder(expected, _Fingerprinted(store, self.datamodule), f"the checkpoint {ckpt}",
+                                  allow=allow_mismatch, path=ckpt)
+
         def after_fit(self) -> None:
+            # the one place that chooses the exported weights: the checkpoint callback's best, else the last ones
             export = getattr(self.model, "export", None)
             if export is None:
                 return
-            best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
+            best = best_checkpoint(self.trainer)
             if best:
-                state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-                self.model.load_state_dict(state)
+                checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+                self.model.load_state_dict(checkpoint["state_dict"])
+                self.model.on_load_checkpoint(checkpoint)  # e.g. Φ's threshold chosen on validation
             folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "model"
             if self.trainer.is_global_zero:
                 export(folder)
                 print(f"exported the trained model to {folder}")
 
         def after_test(self) -> None:
-            # every test run leaves its metrics beside its logs (the demo's summary reads them)
+            # every test run leaves its metrics beside its logs (the demo's summary reads them), and in the
+            # model card of the export it tested when that is beside it
+            from showcase.pretrained import CONFIG_NAME, write_model_card
+
             metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             if self.trainer.is_global_zero and metrics:
                 atomic_write_text(folder / "test_metrics.json", json.dumps(metrics, indent=2))
+                ckpt = Path(str(self.config.get("test.ckpt_path") or ""))
+                exported = ckpt.parent.parent / "model" if ckpt.name else None
+                if exported is not None and (exported / CONFIG_NAME).exists():
+                    write_model_card(exported, metrics)
 
     ShowcaseCLI(
         subclass_mode_model=True,
@@ -80,6 +128,13 @@ def run_lightning(args: list[str]) -> int:
         auto_configure_optimizers=False,
     )
     return 0
+
+
+class _Fingerprinted:
+    """A stand-in store for `check_encoder`: a fingerprint and the folder it came from."""
+
+    def __init__(self, fingerprint: dict, datamodule) -> None:
+        self.fingerprint, self.folder = fingerprint, getattr(datamodule, "hparams", {}).get("store", "")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -54,21 +54,22 @@ def _check(code: int, what: str) -> None:
         raise SystemExit(f"[demo] {what} failed with exit code {code}")
 
 
-def _logger_args(root: Path, name: str) -> list[str]:
+def _logger_args(root: Path, name: str, version: str = "run") -> list[str]:
     return ["--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={root}",
-            f"--trainer.logger.init_args.name={name}", "--trainer.logger.init_args.version=run"]
+            f"--trainer.logger.init_args.name={name}", f"--trainer.logger.init_args.version={version}"]
 
 
 def train(config: Path, root: Path, name: str, data_args: list[str], quick: bool) -> Path:
-    """`showcase fit` then `showcase test` of one config; resumes from `last.ckpt`. Returns the run folder."""
+    """`showcase fit` (logs in `<root>/<name>/run`) then `showcase test` (logs in `<root>/<name>/test`, so each keeps
+    its own `metrics.csv`) of one config; resumes from `last.ckpt`. Returns the fit's run folder."""
     from showcase.cli import main
 
     run_dir = root / name / "run"
-    common = ["--config", str(config), *data_args, *_logger_args(root, name), f"--trainer.default_root_dir={root / name}",
+    common = ["--config", str(config), *data_args, f"--trainer.default_root_dir={root / name}",
               "--trainer.enable_progress_bar=false"]
     if quick:
         common += ["--trainer.max_epochs=1"]
-    fit = ["fit", *common]
+    fit = ["fit", *common, *_logger_args(root, name)]
     last = next(iter(sorted(run_dir.glob("checkpoints/last*.ckpt"))), None)
     if last is not None and not (run_dir / "model" / "config.json").exists():
         print(f"[demo] resuming {name} from {last}")
@@ -77,7 +78,8 @@ def train(config: Path, root: Path, name: str, data_args: list[str], quick: bool
         _check(main(fit), f"showcase fit {config.name}")
     best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
     ckpt = best[0] if best else next(iter(sorted(run_dir.glob("checkpoints/last*.ckpt"))), None)
-    _check(main(["test", *common, *([f"--ckpt_path={ckpt}"] if ckpt else [])]), f"showcase test {config.name}")
+    _check(main(["test", *common, *_logger_args(root, name, "test"), *([f"--ckpt_path={ckpt}"] if ckpt else [])]),
+           f"showcase test {config.name}")
     return run_dir
 
 
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     steps("generator", "train the PC2L generator (tiny GPT-2)", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",
                                                                str(store)], args.quick))
-    generated = models / "generator" / "run"
+    generated = models / "generator" / "test"  # the test run's predictions.jsonl
 
     def text_metrics() -> None:
         """Table 2's metrics of the test predictions, and of the ground truth itself (the paper's GT row)."""
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     steps("showcases", "showcase pages for test users", showcases)
     summary = {}
     for name in ("classifier", "selector", "generator"):
-        for key, value in _read_json(models / name / "run" / "test_metrics.json").items():
+        for key, value in _read_json(models / name / "test" / "test_metrics.json").items():
             summary[f"{name} {key}"] = value
     for row, values in _read_json(out / "text_metrics.json").items():
         for key, value in values.items():

@@ -361,7 +361,7 @@ def server(tmp_path):
 
 def _post(server, body: bytes, length: str | None = None) -> tuple[int, dict, float]:
     port = server.server_address[1]
-    head = [f"POST /api/label HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+    head = ["POST /api/label HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
             "Connection: close"]
     head.append(f"Content-Length: {len(body) if length is None else length}")
     start = time.monotonic()

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -15,7 +15,13 @@ from showcase.data import ShowcaseDataset
 from showcase.data.sentences import split_sentences
 from showcase.errors import UserError
 from showcase.pretrained import read_json_file
+from showcase.inputs import (
+    FeatureLookup, InputLimits, Request, generator_photos, limit_history, pad_rows, resolve_request, user_history,
+)
+from showcase.selection.inference import MAX_CANDIDATES, group_relevance, select_by_quality, select_photos
 from showcase.utils import atomic_write_text
+
+MAX_REVIEWERS = 100  # reviewers in a cold-start group ranking (a seeded sample when a business has more)
 
 PIPELINE_FILE = "pipeline.json"
 PARTS = ("dataset", "store", "selector", "generator")
@@ -52,19 +58,20 @@ def assemble_pipeline(
     return folder
 
 
-@dataclass
-class _Request:
-    user_id: str
-    business_id: str
-    pool: list[str]
-    history_texts: list[str]
-    history_photos: list[str]
-    cold_start: bool
-    notes: list[str]
-
-
 class Showcaser:
     """A loaded pipeline: dataset index, feature store, selector and generator.
+
+    Inputs are built by `showcase.inputs` with each model's saved limits, exactly as in training and testing.
+    Requests are bounded: the DPP sees the `max_candidates` most relevant photos of the pool; a cold-start request
+    ranks the pool by φ(S, f) = Σ_u Pr(u, f) over at most `max_reviewers` of the business's reviewers (a seeded
+    sample when there are more).
+
+    Args:
+        dataset, store, selector, generator: the loaded parts.
+        num_beams, max_new_tokens: decoding settings (None: the generator's saved ones, else 2 beams / 64 tokens).
+        selector_limits: the selector's input limits (None: its saved ones, else `InputLimits()`).
+        max_candidates: photos the DPP sees per request (None: the whole pool).
+        max_reviewers: reviewers in a cold-start group ranking (None: all).
 
     Example:
         >>> showcaser = Showcaser.load("runs/demo/pipeline")          # doctest: +SKIP
@@ -72,17 +79,34 @@ class Showcaser:
         >>> result.save("card.html")                                   # doctest: +SKIP
     """
 
-    def __init__(self, dataset, store, selector, generator, num_beams: int = 2, max_new_tokens: int = 64):
+    def __init__(self, dataset, store, selector, generator, num_beams: int | None = None,
+                 max_new_tokens: int | None = None, selector_limits: InputLimits | None = None,
+                 max_candidates: int | None = MAX_CANDIDATES, max_reviewers: int | None = MAX_REVIEWERS):
         self.dataset, self.store, self.selector, self.generator = dataset, store, selector, generator
-        self.num_beams, self.max_new_tokens = num_beams, max_new_tokens
-        self._encoder = None
+        decoding = getattr(generator, "decoding", None) or {}
+        self.num_beams = num_beams if num_beams is not None else int(decoding.get("num_beams", 2))
+        self.max_new_tokens = max_new_tokens if max_new_tokens is not None else int(decoding.get("max_new_tokens", 64))
+        self.selector_limits = selector_limits or InputLimits.from_dict(getattr(selector, "input_limits", None))
+        cfg = generator.config
+        saved = getattr(generator, "input_limits", None) or {}
+        self.generator_limits = InputLimits.from_dict(saved, history_texts=cfg.max_reviews, history_photos=0,
+                                                      images=cfg.max_images)
+        self.use_images, self.use_reviews = saved.get("use_images", True), saved.get("use_reviews", True)
+        self.max_candidates, self.max_reviewers = max_candidates, max_reviewers
+        self.features = FeatureLookup(store)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu", **kwargs) -> "Showcaser":
-        """Load a folder written by `assemble_pipeline` (what `showcase demo` writes to `runs/demo/pipeline`)."""
+    def load(cls, folder: str | Path, device: str = "cpu", allow_encoder_mismatch: bool = False,
+             **kwargs) -> "Showcaser":
+        """Load a folder written by `assemble_pipeline` (what `showcase demo` writes to `runs/demo/pipeline`).
+
+        Raises:
+            UserError: when the models were trained on features of another encoder than the pipeline's store
+                (unless `allow_encoder_mismatch`).
+        """
         from showcase.encoders import FeatureStore
-        from showcase.generation.model import ExplanationGenerator
-        from showcase.selection import load_selector
+        from showcase.fingerprint import check_model_encoder
+        from showcase.pretrained import load_model
 
         folder = Path(folder)
         index_path = folder / PIPELINE_FILE
@@ -100,159 +124,139 @@ class Showcaser:
                 raise UserError(f"part {name!r}: folder {part} not found", path=index_path)
         dataset = ShowcaseDataset.load(path["dataset"])
         store = FeatureStore.open(path["store"])
-        selector = load_selector(path["selector"], map_location=device).eval()
-        generator = ExplanationGenerator.from_pretrained(path["generator"], map_location=device).eval()
+        for part in ("selector", "generator"):
+            check_model_encoder(path[part], store, allow=allow_encoder_mismatch)
+        selector = load_model(path["selector"], map_location=device).eval()
+        generator = load_model(path["generator"], map_location=device).eval()
         return cls(dataset, store, selector, generator, **kwargs)
 
-    # --- features -------------------------------------------------------------------------------------------------
-    @property
-    def encoder(self):
-        if self._encoder is None:
-            self._encoder = self.store.load_encoder()
-        return self._encoder
-
-    def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        if not texts:
-            return torch.zeros(0, self.store.dim)
-        known = torch.tensor([self.store.has_text(t) for t in texts])
-        feats = torch.zeros(len(texts), self.store.dim)
-        if known.any():
-            feats[known] = self.store.text_features([t for t, k in zip(texts, known) if k])
-        if not known.all():  # new text (e.g. a history given at call time): encode it with the store's encoder
-            feats[~known] = self.encoder.encode_texts([t for t, k in zip(texts, known) if not k]).float()
-        return feats
-
-    def _image_features(self, photo_ids: Sequence[str]) -> torch.Tensor:
-        if not photo_ids:
-            return torch.zeros(0, self.store.dim)
-        return self.store.image_features(list(photo_ids))
-
     # --- requests ---------------------------------------------------------------------------------------------------
-    def _request(self, user_id: str, business_id: str) -> _Request:
-        try:
-            pool = self.dataset.business_photos(business_id)
-        except KeyError:
-            raise KeyError(f"unknown business {business_id!r}: it has no review in {self.dataset.meta.get('source', 'the dataset')}") from None
-        notes = []
-        usable = [p for p in pool if self.store.has_image(p)]
-        if len(usable) < len(pool):
-            notes.append(f"{len(pool) - len(usable)} photos of the business have no features (missing or unreadable)")
-        profile = self.dataset.user_profile(user_id, exclude_business=business_id)
-        texts = list(profile.texts)[-10:]
-        photos = [p for p in profile.photos if self.store.has_image(p)]
-        cold = not texts and not photos
-        if cold:
-            notes.append("cold start: the user has no history, so the photos come from the group ranking of the "
-                         "business's reviewers (ELVis) and the text is conditioned on the photos alone")
-        if not usable:
-            notes.append("the business has no usable photo: the text is conditioned on the user's history alone")
-        return _Request(user_id, business_id, usable, texts, photos, cold, notes)
+    def _features(self, rows: list[list[str]], texts: bool) -> list[torch.Tensor]:
+        return [self.features.texts(r) if texts else self.features.images(r) for r in rows]
 
-    def _group_scores(self, request: _Request, pool_features: torch.Tensor) -> torch.Tensor:
-        """ELVis group ranking φ(S, f) = Σ_{u∈S} Pr(u, f), with the selector's relevance as Pr, over the reviewers."""
-        from showcase.selection import select_photos
+    def business_reviewers(self, business_id: str) -> list[str]:
+        """The business's reviewers (sorted), from the dataset's index."""
+        return sorted(set(self.dataset.business_reviewers(business_id)))
 
-        reviewers = sorted({r.user_id for r in self.dataset if r.business_id == request.business_id} - {request.user_id})
-        texts, images = [], []
-        for u in reviewers:
-            profile = self.dataset.user_profile(u, exclude_business=request.business_id)
-            texts.append(self._text_features(list(profile.texts)[-10:]))
-            images.append(self._image_features([p for p in profile.photos if self.store.has_image(p)]))
+    def _group_relevance(self, request: Request, pool_features: torch.Tensor, seed: int) -> torch.Tensor:
+        """φ(S, f) = Σ_{u∈S} Pr(u, f) over the business's reviewers (a seeded sample of `max_reviewers`)."""
+        reviewers = [u for u in self.business_reviewers(request.business_id) if u != request.user_id]
         if not reviewers:
-            return torch.ones(len(request.pool))
-        relevance = select_photos(self.selector, texts, images, [pool_features] * len(reviewers), k=1,
-                                  user_ids=reviewers).relevance  # (R, N)
-        return relevance.sum(0)
+            return torch.ones(len(pool_features))
+        if self.max_reviewers is not None and len(reviewers) > self.max_reviewers:
+            reviewers = sorted(random.Random(f"{seed}-{request.business_id}").sample(reviewers, self.max_reviewers))
+        histories = []
+        for u in reviewers:
+            texts, photos = user_history(self.dataset, u, request.business_id)
+            histories.append(limit_history(texts, photos, self.features.has_image, self.selector_limits))
+        return group_relevance(self.selector, self._features([h.texts for h in histories], True),
+                               self._features([h.photos for h in histories], False), pool_features, reviewers)
 
-    def _select(self, requests: list[_Request], k: int) -> list[tuple[list[int], list[float]]]:
-        from showcase.selection import build_kernel, greedy_map, select_photos
-
-        results: list[tuple[list[int], list[float]] | None] = [None] * len(requests)
-        warm = [i for i, r in enumerate(requests) if not r.cold_start and r.pool]
-        pools = [self._image_features(r.pool) for r in requests]
+    def _select(self, requests: list[Request], k: int, seed: int) -> list[tuple[list[str], list[float]]]:
+        """Chosen photo ids and their relevance per request (given photos are kept and scored)."""
+        candidates = [r.pool + [p for p in (r.given_photos or []) if p not in r.pool and self.features.has_image(p)]
+                      for r in requests]
+        pools = self._features(candidates, texts=False)
+        out: list[tuple[list[str], list[float]] | None] = [None] * len(requests)
+        warm = [i for i, r in enumerate(requests) if not r.cold_start and candidates[i]]
         if warm:
+            histories = [requests[i].history(self.selector_limits) for i in warm]
             selection = select_photos(
-                self.selector,
-                [self._text_features(requests[i].history_texts) for i in warm],
-                [self._image_features(requests[i].history_photos) for i in warm],
-                [pools[i] for i in warm], k=k, user_ids=[requests[i].user_id for i in warm])
+                self.selector, self._features([h.texts for h in histories], True),
+                self._features([h.photos for h in histories], False), [pools[i] for i in warm], k=k,
+                user_ids=[requests[i].user_id for i in warm], max_candidates=self.max_candidates)
             for row, i in enumerate(warm):
+                relevance = selection.relevance[row, : len(candidates[i])]
                 chosen = [j for j in selection.indices[row].tolist() if j >= 0]
-                results[i] = (chosen, [float(selection.relevance[row, j]) for j in chosen])
+                out[i] = self._chosen(requests[i], candidates[i], relevance, chosen)
         for i, r in enumerate(requests):
-            if results[i] is not None:
+            if out[i] is not None:
                 continue
-            if not r.pool:
-                results[i] = ([], [])
+            if not candidates[i]:
+                out[i] = ([], [])
                 continue
-            phi = self._group_scores(r, pools[i])
-            quality = phi / phi.max().clamp_min(1e-8)
-            chosen = [j for j in greedy_map(build_kernel(quality, pools[i]), k).tolist() if j >= 0]
-            results[i] = (chosen, [float(phi[j]) for j in chosen])
-        return results  # type: ignore[return-value]
+            phi = self._group_relevance(r, pools[i], seed)
+            chosen = [] if r.given_photos is not None else select_by_quality(
+                phi / phi.max().clamp_min(1e-8), pools[i], k, self.max_candidates)
+            out[i] = self._chosen(r, candidates[i], phi, chosen)
+        return out  # type: ignore[return-value]
 
-    def _generate(self, requests: list[_Request], chosen: list[list[str]]) -> list[str]:
-        gen = self.generator
-        max_images, max_reviews = gen.config.max_images, gen.config.max_reviews
-        d = self.store.dim
-        B = len(requests)
-        images = torch.zeros(B, max(1, max_images), d)
-        image_mask = torch.zeros(B, max(1, max_images), dtype=torch.bool)
-        reviews = torch.zeros(B, max(1, max_reviews), d)
-        review_mask = torch.zeros(B, max(1, max_reviews), dtype=torch.bool)
-        for b, (r, photos) in enumerate(zip(requests, chosen)):
-            photos = photos[:max_images]
-            if photos:
-                images[b, : len(photos)] = self._image_features(photos)
-                image_mask[b, : len(photos)] = True
-            texts = r.history_texts[-max_reviews:]
-            if texts:
-                reviews[b, : len(texts)] = self._text_features(texts)
-                review_mask[b, : len(texts)] = True
-        return gen.generate(images, image_mask, reviews, review_mask, num_beams=self.num_beams,
-                            max_new_tokens=self.max_new_tokens)
+    @staticmethod
+    def _chosen(request: Request, candidates: list[str], relevance: torch.Tensor, chosen: list[int]):
+        if request.given_photos is not None:  # explain the given photos: their relevance, or 0 without features
+            position = {p: j for j, p in enumerate(candidates)}
+            return (list(request.given_photos),
+                    [float(relevance[position[p]]) if p in position else 0.0 for p in request.given_photos])
+        return [candidates[j] for j in chosen], [float(relevance[j]) for j in chosen]
+
+    def _generate(self, requests: list[Request], chosen: list[list[str]]) -> list[str]:
+        limits = self.generator_limits
+        photos = [generator_photos(c, self.features.has_image, limits) for c in chosen]
+        texts = [r.history(limits).texts for r in requests]
+        images, image_mask = pad_rows(self._features(photos, texts=False), self.store.dim)  # (B, I, d), (B, I)
+        reviews, review_mask = pad_rows(self._features(texts, texts=True), self.store.dim)  # (B, T, d), (B, T)
+        return self.generator.generate(
+            images if self.use_images else None, image_mask if self.use_images else None,
+            reviews if self.use_reviews else None, review_mask if self.use_reviews else None,
+            num_beams=self.num_beams, max_new_tokens=self.max_new_tokens)
 
     # --- public -----------------------------------------------------------------------------------------------------
     def generate_showcases(
-        self, pairs: Iterable[tuple[str, str]], k: int = 3, batch_size: int = 64, seed: int = 0
+        self, pairs: Iterable[tuple[str, str]], k: int = 3, batch_size: int = 64, seed: int = 0,
+        photos: Sequence[Sequence[str] | None] | None = None,
     ) -> list[Showcase]:
         """Showcases for many (user_id, business_id) pairs: selection and decoding run in batches.
+
+        Args:
+            pairs: (user_id, business_id) pairs.
+            k: photos to select per pair.
+            batch_size: pairs per batch.
+            seed: seed of the random baseline selector and of the cold-start reviewer sample.
+            photos: per pair, photos to explain instead of selecting (None for a pair: select). Given photos are
+                scored by the selector (their `relevance`) and described by the generator, like a review's own
+                photos at test time.
 
         Raises:
             KeyError: naming the first unknown business.
         """
         pairs = list(pairs)
+        given = list(photos) if photos is not None else [None] * len(pairs)
+        if len(given) != len(pairs):
+            raise ValueError(f"photos has {len(given)} entries for {len(pairs)} pairs")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         out: list[Showcase] = []
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed)  # only the random baseline selector draws numbers
             for start in range(0, len(pairs), batch_size):
-                requests = [self._request(u, b) for u, b in pairs[start: start + batch_size]]
-                selections = self._select(requests, k)
-                chosen = [[r.pool[j] for j in idx] for r, (idx, _) in zip(requests, selections)]
-                texts = self._generate(requests, chosen)
-                for r, (idx, rel), photos, text in zip(requests, selections, chosen, texts):
+                requests = [resolve_request(self.dataset, self.features, u, b, photos=p)
+                            for (u, b), p in zip(pairs[start: start + batch_size], given[start: start + batch_size])]
+                selections = self._select(requests, k, seed)
+                texts = self._generate(requests, [ids for ids, _ in selections])
+                for r, (ids, rel), text in zip(requests, selections, texts):
                     notes = list(r.notes)
-                    if len(r.pool) < k:
+                    if r.given_photos is None and len(r.pool) < k:
                         notes.append(f"the business has {len(r.pool)} usable photos, fewer than k = {k}")
                     out.append(Showcase(
                         user_id=r.user_id, business_id=r.business_id,
-                        photos=[ShowcasePhoto(p, self._photo_path(p), s) for p, s in zip(photos, rel)],
+                        photos=[ShowcasePhoto(p, self._photo_path(p), s) for p, s in zip(ids, rel)],
                         text=text, sentences=split_sentences(text), cold_start=r.cold_start, notes=notes))
         return out
 
-    def generate_showcase(self, user_id: str, business_id: str, k: int = 3, seed: int = 0) -> Showcase:
+    def generate_showcase(self, user_id: str, business_id: str, k: int = 3, seed: int = 0,
+                          photos: Sequence[str] | None = None) -> Showcase:
         """The showcase of `business_id` for `user_id`: k photos (fewer if the pool is smaller) and a text.
 
         A user without history (unknown or cold) gets the group showcase of the business's reviewers and text
         conditioned on the photos alone (`cold_start=True`). A business with no usable photo gets text conditioned
-        on the user's history alone and no photos (said in `notes`).
+        on the user's history alone and no photos (said in `notes`). With `photos`, those photos are explained
+        instead of selected (e.g. a user's own photos of the business).
 
         Raises:
             KeyError: when the business is unknown.
         """
-        return self.generate_showcases([(user_id, business_id)], k=k, seed=seed)[0]
+        return self.generate_showcases([(user_id, business_id)], k=k, seed=seed,
+                                       photos=None if photos is None else [photos])[0]
 
     def _photo_path(self, photo_id: str) -> Path | None:
         try:
@@ -267,13 +271,16 @@ def _cached(folder: str) -> Showcaser:
     return Showcaser.load(folder)
 
 
-def generate_showcase(user_id: str, business_id: str, pipeline: str | Path, k: int = 3, seed: int = 0) -> Showcase:
+def generate_showcase(user_id: str, business_id: str, pipeline: str | Path, k: int = 3, seed: int = 0,
+                      photos: Sequence[str] | None = None) -> Showcase:
     """One-call form: loads `pipeline` once (cached per folder) and returns the showcase of the pair."""
-    return _cached(str(Path(pipeline).resolve())).generate_showcase(user_id, business_id, k=k, seed=seed)
+    return _cached(str(Path(pipeline).resolve())).generate_showcase(user_id, business_id, k=k, seed=seed,
+                                                                    photos=photos)
 
 
 def generate_showcases(
-    pairs: Iterable[tuple[str, str]], pipeline: str | Path, k: int = 3, seed: int = 0
+    pairs: Iterable[tuple[str, str]], pipeline: str | Path, k: int = 3, seed: int = 0,
+    photos: Sequence[Sequence[str] | None] | None = None,
 ) -> list[Showcase]:
     """Batch form of `generate_showcase`: the pairs' showcases, with selection and decoding batched."""
-    return _cached(str(Path(pipeline).resolve())).generate_showcases(pairs, k=k, seed=seed)
+    return _cached(str(Path(pipeline).resolve())).generate_showcases(pairs, k=k, seed=seed, photos=photos)

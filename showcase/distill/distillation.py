@@ -139,6 +139,7 @@ def distill(
     batch_size: int = 8192,
     chunk_size: int = 2000,
     verbose: bool = True,
+    allow_encoder_mismatch: bool = False,
 ) -> tuple[ShowcaseDataset, DistillStats]:
     """Distill explanations from every review of `dataset` with Φ and write the result to `output`.
 
@@ -152,6 +153,8 @@ def distill(
         batch_size: (sentence, photo) pairs per forward pass.
         chunk_size: reviews per checkpointed chunk.
         verbose: print progress and the Table 1-style statistics.
+        allow_encoder_mismatch: use a store of another encoder than the one Φ was trained on (otherwise a
+            `UserError` naming both).
 
     Returns:
         The distilled dataset (also saved to `output`) and the run's statistics.
@@ -165,6 +168,9 @@ def distill(
     phi = load_classifier(classifier)
     threshold = phi.threshold if threshold is None else float(threshold)
     lookup = FeatureLookup(store)
+    from showcase.fingerprint import check_model_encoder
+
+    check_model_encoder(classifier, lookup.store, allow=allow_encoder_mismatch)
     output = Path(output)
     work = output / WORK_DIR
     key = _job_key(dataset, classifier, chunk_size)
@@ -241,11 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep all photos of a kept review, or only those a kept sentence describes")
     parser.add_argument("--batch-size", type=int, default=8192, help="(sentence, photo) pairs per forward pass")
     parser.add_argument("--chunk-size", type=int, default=2000, help="reviews per checkpointed chunk")
+    parser.add_argument("--allow-encoder-mismatch", action="store_true",
+                        help="use a store of another CLIP than the one Φ was trained on")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``showcase distill``."""
     distill(args.dataset, args.classifier, args.store, args.output, threshold=args.threshold, photos=args.photos,
-            batch_size=args.batch_size, chunk_size=args.chunk_size)
+            batch_size=args.batch_size, chunk_size=args.chunk_size,
+            allow_encoder_mismatch=args.allow_encoder_mismatch)
     print(f"wrote {args.output}")
     return 0

@@ -143,5 +143,8 @@ class ClassifierModule(L.LightningModule):
 
     def export(self, folder: str | Path) -> Path:
         """Save the best Φ as a folder loadable with :func:`showcase.distill.load_classifier`."""
+        from showcase.pretrained import training_extras
+
         metrics = {k: v for k, v in (self.best or {}).items() if k != "state"}
-        return self.best_model().save_pretrained(folder, metrics=metrics)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return self.best_model().save_pretrained(folder, metrics=metrics, **training_extras(dm))

@@ -194,6 +194,13 @@ class FeatureStore:
         return dict(self._meta["spec"])
 
     @property
+    def fingerprint(self) -> dict[str, Any]:
+        """Which encoder computed these features (`showcase.fingerprint`); derived from the spec for older stores."""
+        from showcase.fingerprint import fingerprint_from_spec
+
+        return dict(self._meta.get("fingerprint") or fingerprint_from_spec(self.encoder_spec, self.dim))
+
+    @property
     def image_ids(self) -> list[str]:
         """Every stored photo id, in extraction order (read from disk: O(n) at each call)."""
         return self._images.keys()
@@ -275,7 +282,10 @@ def init_store(folder: str | os.PathLike, encoder: "ClipEncoder") -> Path:
     if not encoder.has_downloadable_weights:
         encoder.save(folder / ENCODER_DIR)
         weights = ENCODER_DIR
-    meta = {"spec": encoder.spec, "dim": encoder.dim, "weights": weights}
+    from showcase.fingerprint import fingerprint_from_spec
+
+    meta = {"spec": encoder.spec, "dim": encoder.dim, "weights": weights,
+            "fingerprint": fingerprint_from_spec(encoder.spec, encoder.dim)}
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return folder
 

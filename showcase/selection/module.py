@@ -2,7 +2,8 @@
 
 `SelectionModule` builds its selector lazily in `setup` from the datamodule's feature dim (and training users, for
 the authorship model), so one YAML config serves every CLIP size. `test` prints a Table 3-style row and writes it
-to `<log dir>/selection_test.json`; `export(folder)` saves the plain selector (best checkpoint when there is one).
+to `<log dir>/selection_test.json`; `export(folder)` saves the plain selector (`showcase fit` restores the best
+checkpoint first).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from metrics.ranking import DivAtK, F1AtK, PercentileRank, PrecisionAtK, RecallAtK, TopNAccuracy
 from showcase.selection.models import SELECTORS, Selector, build_selector
 from showcase.selection.profile import SelectionBatch
+from showcase.pretrained import training_extras
 from showcase.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -185,17 +187,7 @@ class SelectionModule(L.LightningModule):
                                                     "metrics": self.test_results}, indent=2))
 
     def export(self, folder: str | Path) -> Path:
-        """Save the plain selector with `save_pretrained` (weights of the best checkpoint when there is one)."""
-        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "") if self._trainer else ""
-        state = None
-        if best and Path(best).exists():
-            ckpt = torch.load(best, map_location="cpu", weights_only=True)
-            state = {k[len("selector."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("selector.")}
-        if state is not None:
-            current = {k: v.clone() for k, v in self.selector.state_dict().items()}
-            self.selector.load_state_dict(state)
-            try:
-                return self.selector.save_pretrained(folder, method=self.method_name)
-            finally:
-                self.selector.load_state_dict(current)
-        return self.selector.save_pretrained(folder, method=self.method_name)
+        """Save the plain selector with its current weights, its input limits and the store's encoder fingerprint
+        (`showcase fit` restores the best checkpoint before calling this)."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return self.selector.save_pretrained(folder, method=self.method_name, **training_extras(dm))

@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "generate": ("showcase.api.cli", "add_arguments", "run", "the showcase of a (user, business) pair"),
     "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
+    "serve": ("showcase.api.server", "add_arguments", "run", "a local web viewer of a pipeline, and a JSON API"),
 }
 
 

@@ -1,14 +1,16 @@
 """`showcase demo`: the whole pipeline on the test world, on CPU, resumable.
 
-world → prepare → features → classifier Φ → distill → selector → generator → test metrics → pipeline → showcases.
-Each finished step leaves a marker in `OUTPUT/.steps/`, so a second run skips it; an interrupted step resumes
-(feature extraction and distillation from their own checkpoints, training from `last.ckpt`).
+world → prepare → features → classifier Φ → distill → selector (+ baselines) → generator → test metrics →
+pipeline → explained showcase cards → report page (`OUTPUT/index.html`).
+Each finished step leaves a marker in `OUTPUT/.steps/` (with its wall and CPU seconds), so a second run skips it;
+an interrupted step resumes (feature extraction and distillation from their own checkpoints, training from
+`last.ckpt`). Each step prints "step n of N", the time since the start and an estimate of the time left.
 """
 from __future__ import annotations
 
 import argparse
-import html
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,37 +19,90 @@ from showcase.utils import atomic_write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TEXT_METRICS = "bleu1,bleu4,meteor,nist,distinct1,distinct2,clip_score,clip_align"
+# Epochs per model in the default demo (`--full`: the configs' own). Chosen so `make demo` stays within 5 minutes
+# on a quiet 2-core machine while each model still learns its task (see the report's tables).
+DEMO_EPOCHS = {"classifier": 15, "selector": 15, "generator": 4}
+LARGER = "showcase demo --full --size medium --showcases 12 --output runs/demo-medium"
+# step: (what it does, typical share of the default demo's time, used only for the time-left estimate)
+PLAN = {
+    "world": ("render the test world", 4),
+    "prepare": ("filter and split the reviews", 1),
+    "features": ("CLIP features of every photo and text (tiny CLIP)", 10),
+    "labels": ("sentence-photo labels from the world's ground truth", 1),
+    "classifier": ("train the sentence-photo classifier Φ", 15),
+    "distill": ("keep the sentences that describe a photo", 1),
+    "selector": ("train the personalized DPP selector", 12),
+    "baselines": ("test the random and centroid selectors (Table 3 rows)", 8),
+    "generator": ("train the PC²L generator (tiny GPT-2)", 60),
+    "metrics": ("BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align; Fig. 6 plots", 8),
+    "pipeline": ("gather the trained pipeline into one folder", 1),
+    "showcases": ("explained showcase cards for test users", 10),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="runs/demo", help="folder for everything the demo writes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the test world")
-    parser.add_argument("--size", choices=("small", "medium"), default="small")
-    parser.add_argument("--showcases", type=int, default=6, help="showcase pages to write for test users")
-    parser.add_argument("--quick", action="store_true", help="one epoch per model (for tests; weak models)")
-    parser.add_argument("--configs", default=str(CONFIGS), help="folder with the YAML configs")
+    parser.description = ("Run the whole pipeline on the built-in test world (CPU), then write explained showcase "
+                          f"cards and a report page OUTPUT/index.html. Larger version: `{LARGER}`.")
+    parser.add_argument("--output", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the test world (default 0)")
+    parser.add_argument("--size", choices=("small", "medium"), default="small",
+                        help="test world size: small (40 businesses, ~600 reviews) or medium (about 4x)")
+    parser.add_argument("--showcases", type=int, default=6, help="showcase cards to write for test users (default 6)")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true",
+                       help="one epoch per model: checks the plumbing in about a minute (the tests use it); weak models")
+    speed.add_argument("--full", action="store_true",
+                       help="train each model for its config's epochs (classifier 60, selector 50, generator 12) "
+                            "instead of the demo's shorter schedule; several times slower")
+    parser.add_argument("--configs", default=str(CONFIGS), help="folder with the YAML configs (default: configs/)")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class Steps:
-    """Runs named steps once; markers in `folder/.steps` remember which finished."""
+    """Runs named steps once, in `plan` order; markers in `folder/.steps` remember which finished.
 
-    def __init__(self, folder: Path):
+    Prints "step n of N", the elapsed time, and an estimate of the time left: the plan's typical shares of the
+    remaining steps, scaled by how fast the steps so far ran against their shares.
+    """
+
+    def __init__(self, folder: Path, plan: dict[str, tuple[str, float]] = PLAN):
         self.markers = folder / ".steps"
         self.markers.mkdir(parents=True, exist_ok=True)
+        self.plan = plan
         self.timings: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self._seen: list[str] = []
 
-    def __call__(self, name: str, description: str, fn: Callable[[], object]) -> None:
+    def _left(self, name: str) -> str:
+        done = [n for n in self.timings if self.plan[n][1] > 0]
+        remaining = sum(share for n, (_, share) in self.plan.items() if n not in self._seen or n == name)
+        if not done:
+            return ""
+        rate = sum(self.timings[n] for n in done) / sum(self.plan[n][1] for n in done)  # seconds per share unit
+        return f", about {_clock(rate * remaining)} left"
+
+    def __call__(self, name: str, fn: Callable[[], object]) -> None:
+        description = self.plan[name][0]
+        n = list(self.plan).index(name) + 1
+        prefix = f"[demo] step {n} of {len(self.plan)} · {name}"
         marker = self.markers / f"{name}.done"
         if marker.exists():
-            print(f"[demo] {name}: done earlier, skipped ({marker})")
+            self._seen.append(name)
+            print(f"{prefix}: done earlier, skipped ({marker})")
             return
-        print(f"[demo] {name}: {description} ...", flush=True)
+        elapsed = time.perf_counter() - self.start
+        print(f"{prefix}: {description} ... (elapsed {_clock(elapsed)}{self._left(name)})", flush=True)
         start, cpu = time.perf_counter(), time.process_time()
         fn()
         self.timings[name] = time.perf_counter() - start
+        self._seen.append(name)
         cpu = time.process_time() - cpu
         marker.write_text(json.dumps({"seconds": round(self.timings[name], 2), "cpu_seconds": round(cpu, 2)}))
-        print(f"[demo] {name}: finished in {self.timings[name]:.1f} s ({cpu:.1f} s CPU)", flush=True)
+        print(f"{prefix}: finished in {self.timings[name]:.1f} s ({cpu:.1f} s CPU)", flush=True)
 
 
 def _check(code: int, what: str) -> None:
@@ -60,15 +115,20 @@ def _logger_args(root: Path, name: str) -> list[str]:
             f"--trainer.logger.init_args.name={name}", "--trainer.logger.init_args.version=run"]
 
 
-def train(config: Path, root: Path, name: str, data_args: list[str], quick: bool) -> Path:
-    """`showcase fit` then `showcase test` of one config; resumes from `last.ckpt`. Returns the run folder."""
+def train(config: Path, root: Path, name: str, data_args: list[str], epochs: int | None) -> Path:
+    """`showcase fit` then `showcase test` of one config; resumes from `last.ckpt`. Returns the run folder.
+
+    Args:
+        epochs: `--trainer.max_epochs` (None: the config's).
+    """
     from showcase.cli import main
 
     run_dir = root / name / "run"
     common = ["--config", str(config), *data_args, *_logger_args(root, name), f"--trainer.default_root_dir={root / name}",
-              "--trainer.enable_progress_bar=false"]
-    if quick:
-        common += ["--trainer.max_epochs=1"]
+              f"--trainer.enable_progress_bar={str(sys.stdout.isatty()).lower()}",
+              "--trainer.enable_model_summary=false"]
+    if epochs is not None:
+        common += [f"--trainer.max_epochs={epochs}"]
     fit = ["fit", *common]
     last = next(iter(sorted(run_dir.glob("checkpoints/last*.ckpt"))), None)
     if last is not None and not (run_dir / "model" / "config.json").exists():
@@ -82,21 +142,12 @@ def train(config: Path, root: Path, name: str, data_args: list[str], quick: bool
     return run_dir
 
 
-def write_index(folder: Path, pages: list[tuple[str, str, str]], summary: dict) -> Path:
-    rows = "".join(f'<li><a href="{html.escape(href)}">{html.escape(user)} at {html.escape(business)}</a></li>'
-                   for href, user, business in pages)
-    metrics = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                      for k, v in summary.items())
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>showcase demo</title>'
-            f"<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td{{padding:2px 12px}}</style></head><body>"
-            f"<h1>Personalized showcases on the test world</h1><h2>Showcases</h2><ul>{rows}</ul>"
-            f"<h2>Metrics</h2><table>{metrics}</table></body></html>")
-    atomic_write_text(folder / "index.html", page)
-    return folder / "index.html"
-
-
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _metrics_of(run_dir: Path) -> dict[str, float]:
+    return {k.split("/", 1)[-1]: v for k, v in _read_json(run_dir / "test_metrics.json").items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,29 +162,47 @@ def run(args: argparse.Namespace) -> int:
     steps = Steps(out)
     world, dataset, store = out / "world", out / "dataset", out / "store"
     labels, distilled, models = out / "labels.jsonl", out / "dataset-s2", out / "models"
-    start = time.perf_counter()
 
-    steps("world", "render the test world", lambda: _check(
+    def epochs(name: str) -> int | None:
+        return 1 if args.quick else None if args.full else DEMO_EPOCHS[name]
+
+    steps("world", lambda: _check(
         main(["world", "--output", str(world), "--seed", str(args.seed), "--size", args.size]), "world"))
-    steps("prepare", "filter and split the reviews", lambda: _check(
+    steps("prepare", lambda: _check(
         main(["prepare", "--input", str(world / "filter_all_t.json"), "--photos", str(world / "photos"),
               "--output", str(dataset)]), "prepare"))
-    steps("features", "CLIP features of every photo and text (tiny CLIP)", lambda: _check(
+    steps("features", lambda: _check(
         main(["features", "--dataset", str(dataset), "--model", "showcase-tiny", "--output", str(store)]), "features"))
-    steps("labels", "sentence-photo labels from the world's ground truth", lambda: _check(
+    steps("labels", lambda: _check(
         main(["pairs", "--world", str(world), "--dataset", str(dataset), "--output", str(labels)]), "pairs"))
     data = ["--data.dataset", str(dataset), "--data.store", str(store)]
-    steps("classifier", "train the sentence-photo classifier", lambda: train(
-        configs / "classifier.yaml", models, "classifier", [*data, "--data.labels", str(labels)], args.quick))
+    steps("classifier", lambda: train(
+        configs / "classifier.yaml", models, "classifier", [*data, "--data.labels", str(labels)], epochs("classifier")))
     classifier = models / "classifier" / "run" / "model"
-    steps("distill", "keep the sentences that describe a photo", lambda: _check(
+    steps("distill", lambda: _check(
         main(["distill", "--dataset", str(dataset), "--store", str(store), "--classifier", str(classifier),
               "--output", str(distilled)]), "distill"))
-    steps("selector", "train the personalized DPP selector", lambda: train(
-        configs / "selector.yaml", models, "selector", data, args.quick))
-    steps("generator", "train the PC2L generator (tiny GPT-2)", lambda: train(
+    steps("selector", lambda: train(configs / "selector.yaml", models, "selector", data, epochs("selector")))
+
+    def baselines() -> None:
+        """Table 3's untrained rows (random, ELVis centroid) tested on the same split as the trained DPP."""
+        from showcase.cli import main
+
+        rows = {}
+        for row, config in (("random", "selector_random"), ("centroid (ELVis)", "selector_centroid")):
+            name = f"baseline-{config.split('_', 1)[1]}"
+            common = ["--config", str(configs / f"{config}.yaml"), *data, *_logger_args(models, name),
+                      f"--trainer.default_root_dir={models / name}", "--trainer.enable_progress_bar=false",
+                      "--trainer.enable_model_summary=false"]
+            _check(main(["test", *common]), f"showcase test {config}")
+            rows[row] = _metrics_of(models / name / "run")
+        rows["img+text DPP (ours)"] = _metrics_of(models / "selector" / "run")
+        atomic_write_text(out / "selection_rows.json", json.dumps(rows, indent=2))
+
+    steps("baselines", baselines)
+    steps("generator", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",
-                                                               str(store)], args.quick))
+                                                               str(store)], epochs("generator")))
     generated = models / "generator" / "run"
 
     def text_metrics() -> None:
@@ -151,15 +220,16 @@ def run(args: argparse.Namespace) -> int:
         table = {}
         for row, predictions in (("generated", "predictions.jsonl"), ("ground truth", "references.jsonl")):
             buffer = io.StringIO()
+            plot = ["--plot", str(out / "figures")] if row == "generated" else []
             with contextlib.redirect_stdout(buffer):
                 _check(metrics_main([
                     "--predictions", str(generated / predictions), "--references", str(generated / "references.jsonl"),
                     "--metrics", names, "--clip", str(store / "encoder"), "--classifier", str(classifier),
-                    "--images", str(world / "photos"), "--json"]), "python -m metrics")
-            table[row] = json.loads(buffer.getvalue())
+                    "--images", str(world / "photos"), "--json", *plot]), "python -m metrics")
+            table[row] = json.loads(buffer.getvalue().strip().splitlines()[-1])
         atomic_write_text(out / "text_metrics.json", json.dumps(table, indent=2))
 
-    steps("metrics", "BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align of the test predictions", text_metrics)
+    steps("metrics", text_metrics)
     pipeline = out / "pipeline"
 
     def assemble() -> None:
@@ -168,36 +238,49 @@ def run(args: argparse.Namespace) -> int:
         assemble_pipeline(pipeline, distilled, store, models / "selector" / "run" / "model",
                           models / "generator" / "run" / "model", classifier=classifier)
 
-    steps("pipeline", "gather the trained pipeline into one folder", assemble)
+    steps("pipeline", assemble)
 
     def showcases() -> None:
-        from showcase.api import Showcaser
+        from showcase.api import Explainer, Showcaser
         from showcase.data import ShowcaseDataset
 
         showcaser = Showcaser.load(pipeline)
-        test = ShowcaseDataset.load(distilled).split("test")[: args.showcases]
-        results = showcaser.generate_showcases([(r.user_id, r.business_id) for r in test])
+        explainer = Explainer.load(pipeline, showcaser)
+        test = ShowcaseDataset.load(distilled).split("test")
+        pairs = list(dict.fromkeys((r.user_id, r.business_id) for r in test))[: max(args.showcases - 1, 1)]
+        results = showcaser.generate_showcases(pairs)
+        if test and args.showcases > 1:  # one card for a visitor without history: what a cold start looks like
+            results += showcaser.generate_showcases([("new-visitor", test[0].business_id)])
         pages = []
         for r in results:
+            explainer.explain(r)
             name = f"showcases/{r.user_id}-{r.business_id}.html"
             r.save(out / name)
-            pages.append((name, r.user_id, r.business_id))
-            print(f"  {r.user_id} at {r.business_id}: {[p.photo_id for p in r.photos]} -> {r.text!r}")
+            r.save((out / name).with_suffix(".png"))
+            pages.append((name, r.user_id, r.business_id, r.business_name))
+            print(f"  {r.user_id} at {r.business_name or r.business_id}: {[p.photo_id for p in r.photos]} -> {r.text!r}")
         atomic_write_text(out / "showcases.json", json.dumps(pages))
 
-    steps("showcases", "showcase pages for test users", showcases)
-    summary = {}
+    steps("showcases", showcases)
+    from showcase.demo_report import write_report
+
+    index = write_report(out, {name: description for name, (description, _) in PLAN.items()}, LARGER)
+    _print_summary(out, models)
+    total = sum(_read_json(out / ".steps" / f"{name}.done").get("seconds", 0.0) for name in PLAN)
+    print(f"\n[demo] done: the steps took {_clock(total)} in all. Open {index}")
+    print(f"[demo] see it live: showcase serve --pipeline {pipeline}")
+    print(f"[demo] Python: Showcaser.load({str(pipeline)!r}).generate_showcase(user_id, business_id)")
+    if not args.full:
+        print(f"[demo] the larger version (longer training, 4x the world): {LARGER}")
+    return 0
+
+
+def _print_summary(out: Path, models: Path) -> None:
+    print("\n[demo] test metrics (units as in the report: % unless said otherwise)")
     for name in ("classifier", "selector", "generator"):
-        for key, value in _read_json(models / name / "run" / "test_metrics.json").items():
-            summary[f"{name} {key}"] = value
+        for key, value in _metrics_of(models / name / "run").items():
+            print(f"  {name + ' ' + key:<36} {value}")
     for row, values in _read_json(out / "text_metrics.json").items():
         for key, value in values.items():
-            summary[f"text ({row}) {key} %"] = round(value, 2)
-    pages = [tuple(p) for p in json.loads((out / "showcases.json").read_text())]
-    index = write_index(out, pages, summary)
-    print("\n[demo] test metrics (fractions; text metrics in percent)")
-    for key, value in summary.items():
-        print(f"  {key:<40} {value}")
-    print(f"\n[demo] done in {time.perf_counter() - start:.0f} s. Open {index}")
-    print(f"[demo] Python: Showcaser.load({str(pipeline)!r}).generate_showcase(user_id, business_id)")
-    return 0
+            shown = f"{value / 100:.2f} (score)" if key == "nist" else f"{value:.2f} %"
+            print(f"  {'text (' + row + ') ' + key:<36} {shown}")

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoint file; omit for random weights")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (no --pretrained)")
     parser.add_argument("--output", type=Path, required=True, help="feature store folder (created or resumed)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="photos or texts per encoder batch (default 64)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding photos")
     parser.add_argument("--shard-size", type=int, default=1024, help="items per shard (the unit of resumption)")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, ...")

@@ -90,6 +90,8 @@ def test_classifier_scores_the_sentence_links(world):
     class Oracle(torch.nn.Module):
         """Φ that believes every sentence describes the second chosen photo."""
 
+        threshold = 0.5
+
         def forward(self, text, image):
             out = torch.full((len(text), len(image)), 0.1)
             out[:, 1] = 0.9
@@ -100,6 +102,9 @@ def test_classifier_scores_the_sentence_links(world):
     explanation = Explainer(world, classifier=Oracle()).explain(card)
     assert explanation.scorer == "classifier" and "classifier" in explanation.scorer_text
     assert explanation.sentences[0].photo_id == "b-pizza" and explanation.sentences[0].score == pytest.approx(0.9)
+    salad, pizza = explanation.photos
+    assert [m.kind for m in salad.matches] == ["photo"]  # Φ says no earlier sentence describes it: none shown
+    assert pizza.matches[0].kind == "review" and pizza.matches[0].similarity == pytest.approx(0.9)
 
 
 def test_cold_start_card_says_so(world):

@@ -67,17 +67,17 @@ def card_fragment(showcase, thumbnail: int = 220, photo_src=None) -> str:
             caption.append(f'<span class="rank" title="relevance {photo.relevance:.3f}">ranked {reason.rank_text} '
                            f"for you</span>")
         elif showcase.cold_start:
-            caption.append(f'<span class="rank" title="group score {photo.relevance:.3f}">group pick {i}</span>')
+            caption.append(f'<span class="rank" title="group score {photo.relevance:.3f}">group pick</span>')
         else:
             caption.append(f'<span class="rank">relevance {photo.relevance:.3f}</span>')
         for match in (reason.matches if reason is not None else []):
             if match.kind == "review":
                 caption.append(f'<br><span class="why">because you wrote <q>{esc(match.text)}</q> '
-                               f"(similarity {match.similarity:.2f})</span>")
+                               f"({_score_text(explanation.scorer, match.similarity).strip()})</span>")
             else:
-                thumb = src_of(match.item_id, _photo_path(showcase, match.item_id), 72)
+                thumb = src_of(match.item_id, match.path, 72)
                 pic = f'<img src="{thumb}" alt="your photo {esc(match.item_id)}">' if thumb else esc(match.item_id)
-                caption.append(f'<br><span class="why">and posted {pic} (similarity {match.similarity:.2f})</span>')
+                caption.append(f'<br><span class="why">and posted {pic} (cosine {match.similarity:.2f})</span>')
         figures.append(f'<figure class="photo" data-photo-id="{esc(photo.photo_id)}">{image}'
                        f"<figcaption>{''.join(caption)}</figcaption></figure>")
     links = ""
@@ -114,20 +114,6 @@ def _title(showcase) -> str:
 
 def _score_text(scorer: str, score: float) -> str:
     return f" Φ {score:.0%}" if scorer == "classifier" else f" cosine {score:.2f}"
-
-
-def _photo_path(showcase, photo_id: str) -> Path | None:
-    """A history photo's file: it lives beside the chosen photos (one photo folder per dataset)."""
-    folder = next((p.path.parent for p in showcase.photos if p.path is not None), None)
-    if folder is None:
-        return None
-    return next((c for c in folder.glob(f"{_glob_escape(photo_id)}.*")), None)
-
-
-def _glob_escape(text: str) -> str:
-    import glob
-
-    return glob.escape(text)
 
 
 def _data_uri(path: Path | None, size: int | None = None) -> str | None:

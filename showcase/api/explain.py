@@ -7,7 +7,8 @@ has it), so a card says why *this* model chose *these* photos:
 
 * **rank**: each chosen photo's place among the business's photos by the selector's relevance for this user
   ("2nd of 38"). The DPP trades relevance for variety, so the 2nd pick need not be the 2nd most relevant.
-* **reasons**: the user's earlier reviews and photos whose CLIP features are closest to the chosen photo.
+* **reasons**: the sentence of the user's earlier reviews that best describes the chosen photo (by Φ, or CLIP
+  cosine without it) and the user's earlier photo closest to it (CLIP cosine).
 * **sentence → photo**: for each generated sentence, the chosen photo it most likely describes, scored by the
   sentence–photo classifier Φ (a probability) when the pipeline has one, else by CLIP cosine similarity.
 """
@@ -39,8 +40,10 @@ class HistoryMatch:
         kind: "review" (an earlier review's text) or "photo" (a photo the user posted earlier).
         item_id: the review id or photo id.
         business_id: the business the earlier review was about.
-        text: the review's text, shortened (empty for photos).
-        similarity: CLIP cosine similarity between the item and the chosen photo.
+        text: the sentence of the review that best describes the chosen photo, shortened (empty for photos).
+        similarity: for a review sentence, Φ's probability that it describes the photo (CLIP cosine without Φ);
+            for a photo, the CLIP cosine between the two photos.
+        path: the photo's file, for cards that inline it (None for reviews or a missing file; not in `to_dict`).
     """
 
     kind: str
@@ -48,6 +51,7 @@ class HistoryMatch:
     business_id: str
     text: str
     similarity: float
+    path: Path | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Explanation:
         out = asdict(self)
         for reason, data in zip(self.photos, out["photos"]):
             data["rank_text"] = reason.rank_text
+            for match in data["matches"]:
+                del match["path"]  # a server's file paths are not part of the answer
         out["scorer_text"] = self.scorer_text
         return out
 
@@ -183,6 +189,13 @@ class Explainer:
             return torch.zeros(0, self._store.dim)
         return self._store.image_features(photo_ids).float()
 
+    def _photo_path(self, photo_id: str) -> Path | None:
+        try:
+            path = self._dataset.photo_path(photo_id)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
     # --- the three parts --------------------------------------------------------------------------------------
     def _history(self, user_id: str, business_id: str):
         reviews = [r for r in self._dataset.user_reviews(user_id) if r.business_id != business_id]
@@ -209,21 +222,34 @@ class Explainer:
                 ranks[photo.photo_id] = int((relevance > mine).sum()) + 1
         return ranks
 
+    def _pair_scores(self, text: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """`(T, K)` sentence–photo scores: Φ's probabilities when the pipeline has Φ, else CLIP cosine."""
+        if self.classifier is not None:
+            return self.classifier(text, images)
+        return torch.nn.functional.normalize(text, dim=-1) @ images.T
+
     def _matches(self, chosen: torch.Tensor, history) -> list[list[HistoryMatch]]:
+        """Per chosen photo: the sentence of the user's earlier reviews that best describes it (by Φ, or CLIP
+        cosine; shown only when Φ says it matches, or the cosine is positive), and their most similar photo."""
         texts, photos = history
         out: list[list[HistoryMatch]] = [[] for _ in range(len(chosen))]
-        if texts:
-            sims = chosen @ self._text_features([r.text for r in texts]).T  # (K, T)
-            for i, row in enumerate(sims):
-                j = int(row.argmax())
-                out[i].append(HistoryMatch("review", texts[j].review_id, texts[j].business_id,
-                                           _snippet(texts[j].text), round(float(row[j]), 4)))
+        sentences = [(sentence, r) for r in texts for sentence in (r.sentences or (r.text,))]
+        if sentences and len(chosen):
+            scores = self._pair_scores(self._text_features([t for t, _ in sentences]), chosen)  # (T, K)
+            floor = self.classifier.threshold if self.classifier is not None else 0.0
+            for i in range(len(chosen)):
+                j = int(scores[:, i].argmax())
+                if float(scores[j, i]) > floor:
+                    sentence, review = sentences[j]
+                    out[i].append(HistoryMatch("review", review.review_id, review.business_id, _snippet(sentence),
+                                               round(float(scores[j, i]), 4)))
         if photos:
             sims = chosen @ self._image_features([p for p, _ in photos]).T  # (K, P)
             for i, row in enumerate(sims):
                 j = int(row.argmax())
                 pid, review = photos[j]
-                out[i].append(HistoryMatch("photo", pid, review.business_id, "", round(float(row[j]), 4)))
+                out[i].append(HistoryMatch("photo", pid, review.business_id, "", round(float(row[j]), 4),
+                                           self._photo_path(pid)))
         return out
 
     def _sentence_links(self, sentences: list[str], photo_ids: list[str], chosen: torch.Tensor) -> list[SentenceLink]:
@@ -231,11 +257,7 @@ class Explainer:
             return []
         if not photo_ids:
             return [SentenceLink(s, None, 0.0) for s in sentences]
-        text = self._text_features(sentences)
-        if self.classifier is not None:
-            scores = self.classifier(text, chosen)  # (S, K) probabilities
-        else:
-            scores = torch.nn.functional.normalize(text, dim=-1) @ chosen.T  # (S, K) cosine
+        scores = self._pair_scores(self._text_features(sentences), chosen)  # (S, K)
         best = scores.argmax(dim=1)
         return [SentenceLink(s, photo_ids[int(j)], round(float(scores[i, j]), 4))
                 for i, (s, j) in enumerate(zip(sentences, best))]

@@ -19,6 +19,7 @@ from showcase.utils import atomic_write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TEXT_METRICS = "bleu1,bleu4,meteor,nist,distinct1,distinct2,clip_score,clip_align"
+WORLD_VOCABULARY = 512  # the test world's texts need few tokens; GPT-2's 50,257 would make the LM head 98% of the work
 # Epochs per model in the default demo (`--full`: the configs' own). Chosen so `make demo` stays within 5 minutes
 # on a quiet 2-core machine while each model still learns its task (see the report's tables).
 DEMO_EPOCHS = {"classifier": 15, "selector": 15, "generator": 4}
@@ -33,7 +34,8 @@ PLAN = {
     "distill": ("keep the sentences that describe a photo", 1),
     "selector": ("train the personalized DPP selector", 12),
     "baselines": ("test the random and centroid selectors (Table 3 rows)", 8),
-    "generator": ("train the PC²L generator (tiny GPT-2)", 60),
+    "tokenizer": ("a 512-token byte-level BPE of the world's training texts", 1),
+    "generator": ("train the PC²L generator (tiny GPT-2)", 40),
     "metrics": ("BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align; Fig. 6 plots", 8),
     "pipeline": ("gather the trained pipeline into one folder", 1),
     "showcases": ("explained showcase cards for test users", 10),
@@ -142,6 +144,32 @@ def train(config: Path, root: Path, name: str, data_args: list[str], epochs: int
     return run_dir
 
 
+def train_world_tokenizer(dataset: Path, folder: Path, vocab_size: int = WORLD_VOCABULARY) -> Path:
+    """A byte-level BPE (GPT-2's algorithm) with `vocab_size` tokens, learned from the training split's texts.
+
+    GPT-2's own 50,257-token vocabulary makes the tiny generator's output layer the bulk of its training cost on
+    CPU; the test world's reviews use a few hundred words. `<|endoftext|>` gets the last id, as in GPT-2.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+
+    from showcase.data import ShowcaseDataset
+    from showcase.generation.tokenizer import END_OF_TEXT
+
+    train = ShowcaseDataset.load(dataset).split("train")
+    texts = [t for r in train for t in (r.text, *r.sentences, *(h.text for h in r.history))]
+    tokenizer = ByteLevelBPETokenizer()
+    tokenizer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END_OF_TEXT],
+                                  show_progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_model(str(folder))
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    end = vocab.pop(END_OF_TEXT)
+    vocab = {token: i if i < end else i - 1 for token, i in vocab.items()}
+    vocab[END_OF_TEXT] = len(vocab)
+    atomic_write_text(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False))
+    return folder
+
+
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -200,9 +228,18 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out / "selection_rows.json", json.dumps(rows, indent=2))
 
     steps("baselines", baselines)
+    tokenizer = out / "tokenizer"
+    steps("tokenizer", lambda: train_world_tokenizer(distilled, tokenizer))
+
+    def vocabulary() -> list[str]:  # --full keeps the config's tokenizer (GPT-2's)
+        if args.full:
+            return []
+        size = len(json.loads((tokenizer / "vocab.json").read_text(encoding="utf-8")))
+        return ["--data.tokenizer", str(tokenizer), f"--model.init_args.generator.vocab_size={size}"]
+
     steps("generator", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",
-                                                               str(store)], epochs("generator")))
+                                                               str(store), *vocabulary()], epochs("generator")))
     generated = models / "generator" / "run"
 
     def text_metrics() -> None:

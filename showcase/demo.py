@@ -313,11 +313,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: Path, models: Path) -> None:
-    print("\n[demo] test metrics (units as in the report: % unless said otherwise)")
-    for name in ("classifier", "selector", "generator"):
-        for key, value in _metrics_of(models / name / "run").items():
-            print(f"  {name + ' ' + key:<36} {value}")
-    for row, values in _read_json(out / "text_metrics.json").items():
-        for key, value in values.items():
-            shown = f"{value / 100:.2f} (score)" if key == "nist" else f"{value:.2f} %"
-            print(f"  {'text (' + row + ') ' + key:<36} {shown}")
+    """The report's figures in the terminal, with the same units."""
+    from showcase.demo_report import SELECTION_COLUMNS, TEXT_COLUMNS
+
+    phi = _metrics_of(models / "classifier" / "run")
+    if phi:
+        print(f"\n[demo] classifier Φ on test pairs: AUC {phi.get('auc', 0):.3f}, F1 {phi.get('f1', 0):.3f}")
+    rows = _read_json(out / "selection_rows.json")
+    if rows:
+        print(f"[demo] Table 3, selection (%)   " + "".join(f"{h:>10}" for _, h in SELECTION_COLUMNS))
+        for name, m in rows.items():
+            print(f"  {name:<22}" + "".join(f"{100 * m.get(k, float('nan')):>10.2f}" for k, _ in SELECTION_COLUMNS))
+    text = _read_json(out / "text_metrics.json")
+    if text:
+        present = [c for c in TEXT_COLUMNS if any(c[0] in row for row in text.values())]
+        print("[demo] Table 2, text (% except NIST, a score):")
+        print(f"  {'':<14}" + "".join(f"{h:>12}" for _, h, _, _ in present))
+        for row, values in text.items():
+            print(f"  {row:<14}" + "".join(f"{values.get(k, float('nan')) * scale:>12.2f}" for k, _, _, scale in present))

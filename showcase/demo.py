@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
         if args.full:
             return []
         size = len(json.loads((tokenizer / "vocab.json").read_text(encoding="utf-8")))
-        return ["--data.tokenizer", str(tokenizer), f"--model.init_args.generator.vocab_size={size}"]
+        return ["--data.tokenizer", str(tokenizer), f"--model.init_args.generator.tokenizer={tokenizer}",
+                f"--model.init_args.generator.vocab_size={size}"]
 
     steps("generator", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",

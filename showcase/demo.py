@@ -24,21 +24,21 @@ WORLD_VOCABULARY = 512  # the test world's texts need few tokens; GPT-2's 50,257
 # on a quiet 2-core machine while each model still learns its task (see the report's tables).
 DEMO_EPOCHS = {"classifier": 15, "selector": 15, "generator": 4}
 LARGER = "showcase demo --full --size medium --showcases 12 --output runs/demo-medium"
-# step: (what it does, typical share of the default demo's time, used only for the time-left estimate)
+# step: (what it does, typical seconds in the default demo (measured on a busy 2-core machine), for the time-left estimate)
 PLAN = {
-    "world": ("render the test world", 4),
+    "world": ("render the test world", 20),
     "prepare": ("filter and split the reviews", 1),
-    "features": ("CLIP features of every photo and text (tiny CLIP)", 10),
+    "features": ("CLIP features of every photo and text (tiny CLIP)", 40),
     "labels": ("sentence-photo labels from the world's ground truth", 1),
-    "classifier": ("train the sentence-photo classifier Φ", 15),
+    "classifier": ("train the sentence-photo classifier Φ", 20),
     "distill": ("keep the sentences that describe a photo", 1),
-    "selector": ("train the personalized DPP selector", 12),
-    "baselines": ("test the random and centroid selectors (Table 3 rows)", 8),
+    "selector": ("train the personalized DPP selector", 20),
+    "baselines": ("test the random and centroid selectors (Table 3 rows)", 3),
     "tokenizer": ("a 512-token byte-level BPE of the world's training texts", 1),
-    "generator": ("train the PC²L generator (tiny GPT-2)", 40),
-    "metrics": ("BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align; Fig. 6 plots", 8),
+    "generator": ("train the PC²L generator (tiny GPT-2)", 50),
+    "metrics": ("BLEU, METEOR, NIST, Distinct, CLIP-Score, CLIP-Align; Fig. 6 plots", 30),
     "pipeline": ("gather the trained pipeline into one folder", 1),
-    "showcases": ("explained showcase cards for test users", 10),
+    "showcases": ("explained showcase cards for test users", 3),
 }
 
 

@@ -4,6 +4,7 @@ latency of `showcase serve`'s JSON endpoint under concurrent clients.
     python benchmarks/api.py                         # tiny config and full-size architecture, CPU
     python benchmarks/api.py --sizes tiny --pairs 256
     python benchmarks/api.py --serve --sizes tiny --clients 1,4,8 --requests 64   # p50/p95 of GET /api/showcase
+    python benchmarks/api.py --serve --pipeline runs/demo/pipeline               # the same on the demo's models
 
 Runs on the test world (generated into a temporary folder). The models have random weights: speed does not depend
 on what they learned. Text is decoded to its full length budget (`max_new_tokens`), which is the worst case.
@@ -72,7 +73,7 @@ def build(size: str, dataset) -> Showcaser:
     return Showcaser(dataset, RandomStore(dataset, dim), selector, generator)
 
 
-def serve_latency(showcaser, pairs, clients: list[int], requests: int) -> None:
+def serve_latency(showcaser, pairs, clients: list[int], requests: int, explainer=None) -> None:
     """GET /api/showcase (explained, k = 3) from `c` concurrent clients on 127.0.0.1: p50/p95 latency, answers/s."""
     import json
     import threading
@@ -83,7 +84,7 @@ def serve_latency(showcaser, pairs, clients: list[int], requests: int) -> None:
     from showcase.api.explain import Explainer
     from showcase.api.server import ShowcaseServer, ShowcaseService
 
-    service = ShowcaseService(showcaser, Explainer(showcaser), max_waiting=max(clients))
+    service = ShowcaseService(showcaser, explainer or Explainer(showcaser), max_waiting=max(clients))
     server = ShowcaseServer(service, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -126,7 +127,17 @@ def main(argv=None) -> None:
     parser.add_argument("--serve", action="store_true", help="measure `showcase serve`'s JSON endpoint instead")
     parser.add_argument("--clients", default="1,4,8", help="concurrent clients per row (--serve)")
     parser.add_argument("--requests", type=int, default=64, help="requests per row (--serve)")
+    parser.add_argument("--pipeline", help="--serve a trained pipeline folder (its test pairs) instead of random models")
     args = parser.parse_args(argv)
+    clients = [int(c) for c in args.clients.split(",")]
+    if args.serve and args.pipeline:
+        showcaser = Showcaser.load(args.pipeline)
+        pairs = list(dict.fromkeys((r.user_id, r.business_id) for r in showcaser.dataset.split("test")))
+        print(f"pipeline {args.pipeline}")
+        from showcase.api.explain import Explainer
+
+        serve_latency(showcaser, pairs, clients, args.requests, Explainer.load(args.pipeline, showcaser))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         generate_world(f"{tmp}/world", seed=0)
         dataset, _ = prepare(f"{tmp}/world/filter_all_t.json", f"{tmp}/world/photos", f"{tmp}/dataset")
@@ -134,8 +145,7 @@ def main(argv=None) -> None:
         if args.serve:
             for size in args.sizes.split(","):
                 print(f"size {size}")
-                serve_latency(build(size, dataset), pairs_all, [int(c) for c in args.clients.split(",")],
-                              args.requests)
+                serve_latency(build(size, dataset), pairs_all, clients, args.requests)
             return
         print(f"{'size':<6}{'p50 ms':>9}{'p95 ms':>9}{'pairs':>7}{'single/s':>10}{'batch/s':>10}{'ratio':>8}")
         for size in args.sizes.split(","):

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write the Fig. 6 plots (PNG) into DIR")
     parser.add_argument("--tokenize", default="13a", help="sacrebleu tokenizer for n-gram metrics, or 'whitespace'")
     parser.add_argument("--lowercase", action="store_true", help="lowercase before n-gram metrics")
-    parser.add_argument("--distinct-level", choices=("corpus", "sentence"), default="corpus")
+    parser.add_argument("--distinct-level", choices=("corpus", "sentence"), default="corpus",
+                        help="Distinct-n over the whole corpus (default, as the paper) or averaged per text")
     parser.add_argument("--clip", metavar="NAME_OR_DIR", help="CLIP encoder for clip_score/clip_align")
     parser.add_argument("--clip-pretrained", metavar="TAG", help="pretrained tag or weights file of --clip")
     parser.add_argument("--classifier", metavar="DIR", help="trained classifier folder for clip_align")

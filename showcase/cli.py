@@ -18,6 +18,13 @@ LIGHTNING_COMMANDS = {
     "validate": "evaluate a model on the validation split",
     "test": "evaluate a model on the test split",
 }
+MODEL_CLASSES = (
+    "Models (--model, or class_path in configs/*.yaml): showcase.distill.module.ClassifierModule (sentence-photo "
+    "classifier Φ, configs/classifier.yaml), showcase.selection.module.SelectionModule (DPP image-set selector and "
+    "baselines, configs/selector*.yaml), showcase.generation.module.GeneratorModule (PC²L generator, "
+    "configs/generator*.yaml); their data modules: showcase.distill.datamodule.PairDataModule, "
+    "showcase.selection.data.SelectionDataModule, showcase.generation.data.GeneratorDataModule. "
+    "`--model.help ClassifierModule` lists one model's options.")
 # name: (module, add-arguments function, run function, help)
 SUBCOMMANDS = {
     "world": ("showcase.data.cli", "add_world_arguments", "run_world", "generate the test world (rendered dishes)"),
@@ -31,6 +38,7 @@ SUBCOMMANDS = {
     "predict": ("showcase.api.predict", "add_arguments", "run", "showcases for many pairs (JSON lines), batched"),
     "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
+    "serve": ("showcase.api.server", "add_arguments", "run", "a local web viewer of a pipeline, and a JSON API"),
 }
 
 
@@ -126,6 +134,7 @@ def run_lightning(args: list[str]) -> int:
         seed_everything_default=0,
         args=args,
         auto_configure_optimizers=False,
+        parser_kwargs={name: {"description": MODEL_CLASSES} for name in LIGHTNING_COMMANDS},
     )
     return 0
 

@@ -95,17 +95,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# Lightning messages that carry no information in our CLI runs, by the start of their text. Not here on purpose (they
+# say something actionable): the warning about modules left in eval mode, and the one about few dataloader workers.
+HARMLESS_WARNINGS = {
+    "LightningCLI's args parameter is intended": "main(args) is how the showcase CLI calls LightningCLI",
+    "The number of training batches": "tiny datasets have fewer batches than log_every_n_steps",
+    "Starting from v1.9.0, `tensorboardX` has been removed": "we log with CSVLogger on purpose",
+    "Experiment logs directory": "`test` after `fit` writes into the run's own folder",
+    "isinstance(treespec, LeafSpec)": "a deprecation raised inside Lightning itself",
+}
+HARMLESS_LOGS = {
+    "litlogger": "advertising tip",
+    "litmodels": "advertising tip",
+    "will override existing callbacks passed to Trainer": "our modules add their checkpoint callback on purpose",
+}
+
+
 def quiet_lightning() -> None:
-    """Drop Lightning's advertising tip and a deprecation warning it raises itself (neither is actionable here)."""
+    """Silence the Lightning messages listed in `HARMLESS_WARNINGS` and `HARMLESS_LOGS`, by name, and only those."""
     import logging
+    import re
     import warnings
 
-    class _NoTips(logging.Filter):
+    class _Harmless(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            return "litlogger" not in record.getMessage()
+            message = record.getMessage()
+            return not any(text in message for text in HARMLESS_LOGS)
 
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoTips) for f in logger.filters):
-            logger.addFilter(_NoTips())
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        if not any(isinstance(f, _Harmless) for f in logger.filters):
+            logger.addFilter(_Harmless())
+    for text in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=rf".*{re.escape(text)}")

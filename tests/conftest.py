@@ -54,6 +54,16 @@ def store_dir(dataset_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """`showcase demo --quick`: the whole pipeline end to end, as `make demo` runs it (one epoch per model)."""
+    from showcase.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--output", str(out), "--showcases", "3"]) == 0
+    return out
+
+
 # --- headless Chromium (Debian's chromium + chromium-driver; `make test` installs them) ---------------------------
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

@@ -8,14 +8,6 @@ from showcase.cli import main
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    """`showcase demo --quick`: the whole pipeline end to end, as `make demo` runs it (one epoch per model)."""
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--output", str(out), "--showcases", "3"]) == 0
-    return out
-
-
-@pytest.fixture(scope="session")
 def showcaser(demo_dir):
     return Showcaser.load(demo_dir / "pipeline")
 
@@ -31,9 +23,9 @@ def test_demo_wrote_pages_and_resumes(demo_dir, capsys):
         assert (demo_dir / "models" / name / "run" / "metrics.csv").is_file(), name
         assert (demo_dir / "models" / name / "test" / "metrics.csv").is_file(), name
     pages = json.loads((demo_dir / "showcases.json").read_text())
-    assert len(pages) == 3 and all((demo_dir / href).is_file() for href, _, _ in pages)
+    assert len(pages) == 3 and all((demo_dir / href).is_file() for href, *_ in pages)
     index = (demo_dir / "index.html").read_text()
-    assert all(href in index for href, _, _ in pages)
+    assert all(href in index for href, *_ in pages)
     assert main(["demo", "--quick", "--output", str(demo_dir), "--showcases", "3"]) == 0  # second run: all reused
     out = capsys.readouterr().out
     assert out.count("done earlier, skipped") >= 10
@@ -107,7 +99,7 @@ def test_page_in_headless_chromium(showcaser, known_pair, tmp_path, browser):
     page = result.save(tmp_path / "card.html")
     result.save(tmp_path / "card.png")
     browser.get(page.as_uri())
-    images = browser.find_elements(By.CSS_SELECTOR, ".photos img")
+    images = browser.find_elements(By.CSS_SELECTOR, ".photos img.main")
     assert len(images) == 3
     assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images)
     assert [f.get_attribute("data-photo-id") for f in browser.find_elements(By.CSS_SELECTOR, "figure")] == [

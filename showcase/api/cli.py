@@ -9,11 +9,11 @@ from showcase.errors import UserError, positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", required=True, help="pipeline folder (e.g. runs/demo/pipeline)")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--business", required=True)
+    parser.add_argument("--user", required=True, help="user id (an unknown user gets the cold-start group showcase)")
+    parser.add_argument("--business", required=True, help="business id (must have reviews in the dataset)")
     parser.add_argument("-k", "--k", type=positive_int, default=3, help="photos to show (a whole number >= 1)")
     parser.add_argument("--output", help="write the showcase as .html or .png")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (only random selectors draw numbers)")
 
 
 def run(args: argparse.Namespace) -> int:

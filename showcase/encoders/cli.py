@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoint file; omit for random weights")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (no --pretrained)")
     parser.add_argument("--output", type=Path, required=True, help="feature store folder (created or resumed)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="photos or texts per encoder batch (default 64)")
     parser.add_argument("--workers", "--num-workers", dest="num_workers", type=int, default=default_workers(),
                         help="DataLoader worker processes decoding and resizing photos (default: one per CPU core "
                         f"but one, at most 8; here {default_workers()}); 0 decodes in the main process")

@@ -331,7 +331,7 @@ def _print_summary(out: Path, models: Path) -> None:
         print(f"\n[demo] classifier Φ on test pairs: AUC {phi.get('auc', 0):.3f}, F1 {phi.get('f1', 0):.3f}")
     rows = _read_json(out / "selection_rows.json")
     if rows:
-        print(f"[demo] Table 3, selection (%)   " + "".join(f"{h:>10}" for _, h in SELECTION_COLUMNS))
+        print("[demo] Table 3, selection (%)   " + "".join(f"{h:>10}" for _, h in SELECTION_COLUMNS))
         for name, m in rows.items():
             print(f"  {name:<22}" + "".join(f"{100 * m.get(k, float('nan')):>10.2f}" for k, _ in SELECTION_COLUMNS))
     text = _read_json(out / "text_metrics.json")

@@ -23,4 +23,4 @@ def test_fit_help_names_the_model_classes(capsys):
     assert exit_.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     for name in ("ClassifierModule", "SelectionModule", "GeneratorModule"):
-        assert f"showcase." in out and name in out
+        assert "showcase." in out and name in out

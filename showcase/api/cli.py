@@ -18,21 +18,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from showcase.api import Showcaser
+    from showcase.api.explain import Explainer
 
     if args.output and Path(args.output).suffix.lower() not in (".html", ".htm", ".png", ".jpg", ".jpeg"):
         raise UserError(f"--output {args.output}: use a .html, .png or .jpg file name")
     showcaser = Showcaser.load(args.pipeline)
-    businesses = showcaser.dataset.businesses
-    if args.business not in set(businesses):
-        examples = ", ".join(sorted(businesses)[:3])
-        raise UserError(f"unknown business {args.business!r}: it has no review in the pipeline's dataset (it has "
-                        f"{len(businesses)} businesses, e.g. {examples})", path=Path(args.pipeline) / "pipeline.json")
+    dataset = showcaser.dataset
+    if not dataset.has_business(args.business):
+        examples = ", ".join(dataset.businesses[:3])
+        raise UserError(f"unknown business {args.business!r}: it has no review in the pipeline's dataset (e.g. "
+                        f"{examples})", path=Path(args.pipeline) / "pipeline.json")
     result = showcaser.generate_showcase(args.user, args.business, k=args.k, seed=args.seed)
-    known_user = args.user in set(showcaser.dataset.users)
-    print(f"user {result.user_id}{'' if known_user else ' (not in the dataset)'} at business {result.business_id}:")
-    for photo in result.photos:
-        print(f"  photo {photo.photo_id}  relevance {photo.relevance:.3f}  {photo.path or '(file missing)'}")
+    explanation = Explainer.load(args.pipeline, showcaser).explain(result)
+    name = explanation.business_name or result.business_id
+    known = "" if dataset.has_user(args.user) else " (not in the dataset: a cold start)"
+    print(f"user {result.user_id}{known} at {name}:")
+    for photo, reason in zip(result.photos, explanation.photos):
+        print(f"  photo {photo.photo_id}  ranked {reason.rank_text}  {photo.path or '(file missing)'}")
     print(f"  text: {result.text}")
+    scorer = "Φ" if explanation.scorer == "classifier" else "CLIP cosine"
+    for link in explanation.sentences:
+        if link.photo_id is not None:
+            print(f"    \"{link.sentence}\" is about photo {link.photo_id} ({scorer} {link.score:.2f})")
     for note in result.notes:
         print(f"  note: {note}")
     if args.output:

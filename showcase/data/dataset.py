@@ -208,8 +208,17 @@ class ShowcaseDataset:
         row = self._conn().execute("SELECT name FROM businesses WHERE business_id = ?", (business_id,)).fetchone()
         return row[0] if row else None
 
+    def has_business(self, business_id: str) -> bool:
+        """Whether the business has a review in the dataset (one indexed lookup)."""
+        return self._conn().execute("SELECT 1 FROM reviews WHERE business_id = ? LIMIT 1", (business_id,)).fetchone() \
+            is not None
+
+    def has_user(self, user_id: str) -> bool:
+        """Whether the user wrote a review in the dataset (one indexed lookup)."""
+        return self._conn().execute("SELECT 1 FROM reviews WHERE user_id = ? LIMIT 1", (user_id,)).fetchone() is not None
+
     def _check_business(self, business_id: str) -> None:
-        if self._conn().execute("SELECT 1 FROM reviews WHERE business_id = ? LIMIT 1", (business_id,)).fetchone() is None:
+        if not self.has_business(business_id):
             raise KeyError(f"unknown business {business_id!r}")
 
     def profile(self, review: Review) -> UserProfile:

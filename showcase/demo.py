@@ -228,8 +228,8 @@ def run(args: argparse.Namespace) -> int:
         rows = {}
         for row, config in (("random", "selector_random"), ("centroid (ELVis)", "selector_centroid")):
             name = f"baseline-{config.split('_', 1)[1]}"
-            common = ["--config", str(configs / f"{config}.yaml"), *data, *_logger_args(models, name),
-                      f"--trainer.default_root_dir={models / name}", "--trainer.enable_progress_bar=false",
+            common = ["--config", str(configs / "selector.yaml"), "--config", str(configs / f"{config}.yaml"), *data,
+                      *_logger_args(models, name), f"--trainer.default_root_dir={models / name}", "--trainer.enable_progress_bar=false",
                       "--trainer.enable_model_summary=false"]
             _check(main(["test", *common]), f"showcase test {config}")
             rows[row] = _metrics_of(models / name / "run")

@@ -10,7 +10,6 @@ naming both, unless the caller passes the explicit override (`--allow-encoder-mi
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,10 @@ def model_fingerprint(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / "config.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get(FINGERPRINT_KEY)
+    from showcase.pretrained import read_json_file
+
+    payload = read_json_file(path)
+    return payload.get(FINGERPRINT_KEY) if isinstance(payload, dict) else None
 
 
 def check_model_encoder(folder: str | Path, store: Any, allow: bool = False) -> None:

@@ -87,3 +87,21 @@ def browser():
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def user_error(capsys):
+    """`user_error(argv, pattern)`: `showcase.cli.main(argv)` exits 2 with one stderr line matching `pattern`."""
+    import re
+
+    from showcase.cli import main
+
+    def run(argv: list[str], pattern: str) -> str:
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, err
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert re.search(pattern, err), err
+        return err
+    return run

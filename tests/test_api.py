@@ -235,19 +235,14 @@ def test_predict_on_two_gloo_processes_merges_in_input_order(demo_dir, showcaser
     _same_showcases(tmp_path / "two.jsonl", tmp_path / "one.jsonl")
 
 
-def test_predict_names_the_bad_line(demo_dir, tmp_path, capsys):
-    from showcase.errors import UserError
-
+def test_predict_names_the_bad_line(demo_dir, tmp_path, user_error):
     (tmp_path / "pairs.jsonl").write_text('{"user_id": "U1", "business_id": "B1"}\n{"user_id": "U1"}\n')
-    with pytest.raises(UserError, match=r"pairs.jsonl:2: missing or non-string business_id"):
-        main(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
-              "--output", str(tmp_path / "out.jsonl")])
+    user_error(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
+                "--output", str(tmp_path / "out.jsonl")], r"pairs.jsonl:2: missing or non-string business_id")
 
 
-def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path):
+def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path, user_error):
     import shutil
-
-    from showcase.errors import UserError
 
     store = tmp_path / "store"
     shutil.copytree(demo_dir / "store", store)
@@ -257,8 +252,7 @@ def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path):
     classifier = demo_dir / "models" / "classifier" / "run" / "model"
     distill = ["distill", "--dataset", str(demo_dir / "dataset"), "--store", str(store), "--classifier",
                str(classifier), "--output", str(tmp_path / "s2")]
-    with pytest.raises(UserError, match=r"trained on features of showcase-tiny \(random init, seed 0\).*seed 3"):
-        main(distill)
+    user_error(distill, r"trained on features of showcase-tiny \(random init, seed 0\).*seed 3")
     generated = demo_dir / "models" / "generator" / "test"
     metrics = ["metrics", "--predictions", str(generated / "predictions.jsonl"), "--references",
                str(generated / "references.jsonl"), "--metrics", "clip_align", "--classifier", str(classifier),
@@ -266,7 +260,7 @@ def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path):
     from showcase.encoders import load_clip
 
     load_clip("showcase-tiny", seed=3).save(tmp_path / "clip-seed3")
-    with pytest.raises(UserError, match=r"the given CLIP encoder holds features of showcase-tiny \(random init, "
-                                        r"seed 3\), width 64.*--allow-encoder-mismatch"):
-        main([*metrics, "--clip", str(tmp_path / "clip-seed3")])
+    user_error([*metrics, "--clip", str(tmp_path / "clip-seed3")],
+               r"the given CLIP encoder holds features of showcase-tiny \(random init, seed 3\), width 64.*"
+               r"--allow-encoder-mismatch")
     assert main([*metrics, "--clip", str(demo_dir / "store" / "encoder")]) == 0  # the right encoder passes

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from showcase.cli import main
-from showcase.errors import UserError
 from showcase.inputs import InputLimits, limit_history, pad_rows
 from showcase.selection import build_kernel, build_selector, greedy_map, select_photos
 from showcase.selection.inference import group_relevance, select_by_quality
@@ -111,7 +110,7 @@ def _logger(root, name="run"):
             f"--trainer.default_root_dir={root}", "--trainer.enable_model_summary=false"]
 
 
-def test_resume_from_last_gives_the_weights_of_an_unbroken_run(dataset_dir, store_dir, tmp_path, capsys):
+def test_resume_from_last_gives_the_weights_of_an_unbroken_run(dataset_dir, store_dir, tmp_path, capsys, user_error):
     """A fit stopped after 2 of 4 epochs and resumed with `--ckpt_path last` ends with the unbroken run's weights;
     resuming on a store of another encoder is refused, naming both."""
     data = ["--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir), "--data.store", str(store_dir),
@@ -119,10 +118,10 @@ def test_resume_from_last_gives_the_weights_of_an_unbroken_run(dataset_dir, stor
     assert main(["fit", *data, "--trainer.max_epochs=4", *_logger(tmp_path / "unbroken")]) == 0
     assert main(["fit", *data, "--trainer.max_epochs=2", *_logger(tmp_path / "stopped")]) == 0
     other = _reseeded_store(store_dir, tmp_path)
-    with pytest.raises(UserError, match=r"trained on features of showcase-tiny \(random init, seed 0\).*"
-                                        r"holds features of showcase-tiny \(random init, seed 5\)"):
-        main(["fit", *data, "--data.store", str(other), "--trainer.max_epochs=4", "--ckpt_path", "last",
-              *_logger(tmp_path / "stopped")])
+    user_error(["fit", *data, "--data.store", str(other), "--trainer.max_epochs=4", "--ckpt_path", "last",
+                *_logger(tmp_path / "stopped")],
+               r"trained on features of showcase-tiny \(random init, seed 0\).*"
+               r"holds features of showcase-tiny \(random init, seed 5\)")
     assert main(["fit", *data, "--trainer.max_epochs=4", "--ckpt_path", "last", *_logger(tmp_path / "stopped")]) == 0
     assert "resuming from" in capsys.readouterr().out
 
@@ -136,10 +135,9 @@ def test_resume_from_last_gives_the_weights_of_an_unbroken_run(dataset_dir, stor
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_last_without_an_earlier_run_is_one_clear_error(dataset_dir, store_dir, tmp_path):
-    with pytest.raises(UserError, match="no last.ckpt"):
-        main(["fit", "--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir), "--data.store",
-              str(store_dir), "--ckpt_path", "last", *_logger(tmp_path)])
+def test_last_without_an_earlier_run_is_one_clear_error(dataset_dir, store_dir, tmp_path, user_error):
+    user_error(["fit", "--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir), "--data.store",
+                str(store_dir), "--ckpt_path", "last", *_logger(tmp_path)], "no last.ckpt")
 
 
 # --- DDP: test predictions gathered in input order -------------------------------------------------------------------

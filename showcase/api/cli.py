@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     result = showcaser.generate_showcase(args.user, args.business, k=args.k, seed=args.seed)
     explanation = Explainer.load(args.pipeline, showcaser).explain(result)
     name = explanation.business_name or result.business_id
-    known = "" if dataset.has_user(args.user) else " (not in the dataset: a cold start)"
+    known = "" if dataset.has_user(args.user) else " (not in the dataset)"
     print(f"user {result.user_id}{known} at {name}:")
     for photo, reason in zip(result.photos, explanation.photos):
         print(f"  photo {photo.photo_id}  ranked {reason.rank_text}  {photo.path or '(file missing)'}")

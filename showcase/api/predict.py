@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from showcase.errors import UserError
-from showcase.utils import atomic_write_text
+from showcase.utils import atomic_write_text, read_jsonl
 
 PART = ".part-"
 
@@ -45,25 +45,15 @@ def read_pairs(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError("no such file", path=path)
     pairs = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"not JSON ({e.msg})", path=path, line=number) from None
-            if not isinstance(record, dict):
-                raise UserError(f"expected an object with user_id and business_id, got {record!r:.60}", path=path,
-                                line=number)
-            missing = [k for k in ("user_id", "business_id") if not isinstance(record.get(k), str)]
-            if missing:
-                raise UserError(f"missing or non-string {', '.join(missing)}", path=path, line=number)
-            photos = record.get("photos")
-            if photos is not None and not (isinstance(photos, list) and all(isinstance(p, str) for p in photos)):
-                raise UserError("photos must be a list of photo ids", path=path, line=number)
-            pairs.append({"user_id": record["user_id"], "business_id": record["business_id"], "photos": photos,
-                          "line": number})
+    for number, record in read_jsonl(path):
+        missing = [k for k in ("user_id", "business_id") if not isinstance(record.get(k), str)]
+        if missing:
+            raise UserError(f"missing or non-string {', '.join(missing)}", path=path, line=number)
+        photos = record.get("photos")
+        if photos is not None and not (isinstance(photos, list) and all(isinstance(p, str) for p in photos)):
+            raise UserError("photos must be a list of photo ids", path=path, line=number)
+        pairs.append({"user_id": record["user_id"], "business_id": record["business_id"], "photos": photos,
+                      "line": number})
     return pairs
 
 

@@ -13,6 +13,9 @@ from torch import nn
 
 IMAGE_LOSSES = ("none", "cl", "ccl")
 TEXT_LOSSES = ("none", "cl", "pcl")
+CE_REDUCTIONS = ("sequence", "token")
+TARGET_VIEWS = ("text", "conditioned")
+HISTORY_FEATURES = ("standardized", "raw")
 
 
 def contrastive_loss(
@@ -108,6 +111,15 @@ class LossConfig:
         alpha: base of the personalization weights.
         tau: temperature of both contrastive losses.
         projection_dim: output width of the projection heads.
+        ce_reduction: "sequence" sums the token losses of each target and averages over the batch (Eq. 5 sums over
+            the sequence, so λ weighs a contrastive term against a whole sentence's CE); "token" averages over all
+            target tokens (λ then weighs the contrastive terms ~length× more).
+        target_view: how H^Y is read: "text" decodes the target without cross-attention, so H^Y holds the text
+            alone and the image loss cannot be lowered by copying the example's own images into H^Y; "conditioned"
+            reuses the CE pass, which has attended to this example's images and history (leaks the answer).
+        history_features: the features whose cosine gives Eq. 10's weights: "standardized" (each feature centred
+            and scaled with the training statistics, as the encoder sees them, so cosines span about [-1, 1]) or
+            "raw" (CLIP features share a large common offset: cosines near 1, weights near 1, PCL ≈ CL).
     """
 
     image_loss: str = "ccl"
@@ -117,8 +129,15 @@ class LossConfig:
     alpha: float = math.e
     tau: float = 0.1
     projection_dim: int = 256
+    ce_reduction: str = "sequence"
+    target_view: str = "text"
+    history_features: str = "standardized"
 
     def __post_init__(self) -> None:
+        for name, allowed in (("ce_reduction", CE_REDUCTIONS), ("target_view", TARGET_VIEWS),
+                              ("history_features", HISTORY_FEATURES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"image_loss must be one of {IMAGE_LOSSES}, got {self.image_loss!r}")
         if self.text_loss not in TEXT_LOSSES:

@@ -1,0 +1,198 @@
+"""Ablations of the generator on the test world: Table 4 (contrastive losses) and Table 2 (input modalities).
+
+    python benchmarks/ablation.py                      # all rows, 3 seeds, 12 epochs (~1-2 h on 2 busy cores)
+    python benchmarks/ablation.py --quick              # CE and PC²L, 1 seed, 4 epochs (a few minutes)
+    python benchmarks/ablation.py --rows ce,pc2l --seeds 0,1,2   # a subset; finished runs are reused
+
+Rows: Table 4's five (ce, cl_cl, ccl_cl, cl_pcl, pc2l), Table 2's inputs (img, text; img+text is pc2l) and
+pc2l_token (PC²L with CE averaged per token instead of summed per sequence: the λ-against-CE ablation).
+
+The data is the demo's (`showcase demo` steps world → prepare → features → labels → classifier Φ → distill, seed 0,
+size small): every row trains `configs/generator_tiny.yaml` + its overlay on the distilled dataset for the same
+epochs, is tested on the test split (beam search, best val-CE checkpoint) and scored with BLEU-1/4, Distinct-1/2,
+CLIP-Align (Φ), CLIP-Score, and "names a pictured dish": the share of explanations naming the dish of one of their
+input photos, with its chance level (the same texts paired with shuffled photos). Table rows print mean ± std
+(population std over seeds) in percent. Every run writes `OUT/<row>/seed<k>/result.json`; a rerun skips finished runs.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# row name -> (label, overlay configs after generator_tiny.yaml)
+ROWS = {
+    "ce": ("CE only (Baseline)", ["generator_baseline.yaml"]),
+    "cl_cl": ("img CL + text CL", ["generator_cl_cl.yaml"]),
+    "ccl_cl": ("CCL + text CL", ["generator_ccl_cl.yaml"]),
+    "cl_pcl": ("img CL + PCL", ["generator_cl_pcl.yaml"]),
+    "pc2l": ("PC²L (img+text)", ["generator_pc2l.yaml"]),
+    "pc2l_token": ("PC²L, CE per token", ["generator_pc2l_token.yaml"]),
+    "img": ("PC²L, img only", ["generator_img.yaml"]),
+    "text": ("PC²L, text only", ["generator_text.yaml"]),
+}
+METRICS = "bleu1,bleu4,distinct1,distinct2,clip_align,clip_score"
+COLUMNS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("distinct1", "Dist-1"), ("distinct2", "Dist-2"),
+           ("clip_align", "CLIP-Align"), ("clip_score", "CLIP-Score"), ("dish", "dish"), ("dish_chance", "chance")]
+
+
+def prepare_data(out: Path) -> dict[str, Path]:
+    """The demo's first steps (each run once, markers in `out/.steps`): world, dataset, store, Φ, distilled data."""
+    from showcase.cli import main
+    from showcase.demo import Steps, _check, train
+
+    configs = ROOT / "configs"
+    steps = Steps(out)
+    world, dataset, store = out / "world", out / "dataset", out / "store"
+    labels, distilled, models = out / "labels.jsonl", out / "dataset-s2", out / "models"
+    steps("world", "render the test world", lambda: _check(
+        main(["world", "--output", str(world), "--seed", "0", "--size", "small"]), "world"))
+    steps("prepare", "filter and split", lambda: _check(main([
+        "prepare", "--input", str(world / "filter_all_t.json"), "--photos", str(world / "photos"),
+        "--output", str(dataset)]), "prepare"))
+    steps("features", "tiny-CLIP features", lambda: _check(main([
+        "features", "--dataset", str(dataset), "--model", "showcase-tiny", "--output", str(store)]), "features"))
+    steps("labels", "sentence-photo labels", lambda: _check(main([
+        "pairs", "--world", str(world), "--dataset", str(dataset), "--output", str(labels)]), "pairs"))
+    steps("classifier", "classifier Φ", lambda: train(
+        configs / "classifier.yaml", models, "classifier",
+        ["--data.dataset", str(dataset), "--data.store", str(store), "--data.labels", str(labels)], False))
+    classifier = models / "classifier" / "run" / "model"
+    steps("distill", "distilled explanations", lambda: _check(main([
+        "distill", "--dataset", str(dataset), "--store", str(store), "--classifier", str(classifier),
+        "--output", str(distilled)]), "distill"))
+    return {"world": world, "store": store, "classifier": classifier, "distilled": distilled}
+
+
+def dish_hits(preds: list[dict], photo_dish: dict[str, str], order: list[int] | None = None) -> float:
+    """Share of predictions naming a dish of their input photos; `order` pairs text i with photos order[i]."""
+    order = order or list(range(len(preds)))
+    hits = [any(photo_dish[p] in preds[i]["text"] for p in preds[j]["photos"] if p in photo_dish)
+            for i, j in enumerate(order)]
+    return sum(hits) / max(len(hits), 1)
+
+
+def dish_scores(preds: list[dict], photo_dish: dict[str, str], shuffles: int = 50) -> tuple[float, float]:
+    """(names a pictured dish, its chance with shuffled photos), both fractions."""
+    rng = random.Random(0)
+    chance = []
+    for _ in range(shuffles):
+        order = list(range(len(preds)))
+        rng.shuffle(order)
+        chance.append(dish_hits(preds, photo_dish, order))
+    return dish_hits(preds, photo_dish), sum(chance) / len(chance)
+
+
+def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) -> dict[str, float]:
+    """Train, test and score one (row, seed); cached in `result.json`."""
+    from metrics.cli import main as metrics_main
+    from showcase.cli import main
+
+    folder = out / row / f"seed{seed}"
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    configs = [a for c in ["generator_tiny.yaml", *ROWS[row][1]] for a in ("--config", str(ROOT / "configs" / c))]
+    common = [*configs, "--data.dataset", str(data["distilled"]), "--data.store", str(data["store"]),
+              f"--trainer.default_root_dir={folder}", "--trainer.enable_progress_bar=false",
+              "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+              f"--trainer.logger.init_args.save_dir={folder}", "--trainer.logger.init_args.name=log",
+              "--trainer.logger.init_args.version=run", f"--seed_everything={seed}", f"--data.seed={seed}",
+              f"--trainer.max_epochs={epochs}"]
+    start = time.perf_counter()
+    if main(["fit", *common]) != 0:
+        raise SystemExit(f"fit failed: {row} seed {seed}")
+    run_dir = folder / "log" / "run"
+    val_ce = _best_val_ce(run_dir / "metrics.csv")  # read before `test` rewrites the logger's folder
+    best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
+    if main(["test", *common, f"--ckpt_path={best[0]}"]) != 0:
+        raise SystemExit(f"test failed: {row} seed {seed}")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = metrics_main(["--predictions", str(run_dir / "predictions.jsonl"), "--references",
+                             str(run_dir / "references.jsonl"), "--metrics", METRICS, "--clip",
+                             str(data["store"] / "encoder"), "--classifier", str(data["classifier"]),
+                             "--images", str(data["world"] / "photos"), "--json"])
+    if code:
+        raise SystemExit(f"metrics failed: {row} seed {seed}")
+    result = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    photo_dish = json.loads((data["world"] / "world.json").read_text())["photos"]
+    dish, chance = dish_scores(preds, photo_dish)
+    result.update(dish=100 * dish, dish_chance=100 * chance, best_val_ce=val_ce, n=len(preds),
+                  seconds=round(time.perf_counter() - start, 1), epochs=epochs)
+    result_file.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _best_val_ce(path: Path) -> float:
+    import csv
+
+    if not path.exists():
+        return float("nan")
+    values = [float(r["val/ce"]) for r in csv.DictReader(path.open()) if r.get("val/ce")]
+    return min(values) if values else float("nan")
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """Markdown table of mean ± std over seeds (percent), one line per row."""
+    head = "| method | seeds | " + " | ".join(c for _, c in COLUMNS) + " | best val CE |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
+    for row, runs in results.items():
+        if not runs:
+            continue
+        cells = []
+        for key, _ in COLUMNS + [("best_val_ce", "")]:
+            xs = [r[key] for r in runs]
+            mean, std = statistics.fmean(xs), statistics.pstdev(xs) if len(xs) > 1 else 0.0
+            cells.append(f"{mean:.3f} ± {std:.3f}" if key == "best_val_ce" else f"{mean:.1f} ± {std:.1f}")
+        lines.append(f"| {ROWS[row][0]} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation", help="folder for data and runs")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {','.join(ROWS)}")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (the world is always seed 0)")
+    ap.add_argument("--epochs", type=int, default=12, help="training epochs of every row")
+    ap.add_argument("--quick", action="store_true", help="rows ce,pc2l, seed 0, 4 epochs, in OUT/quick")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows, seeds, epochs, out = args.rows.split(","), [int(s) for s in args.seeds.split(",")], args.epochs, args.out
+    if args.quick:
+        rows, seeds, epochs = ["ce", "pc2l"], [0], 4
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        ap.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    out = out.resolve()
+    data = prepare_data(out)
+    runs_out = out / ("quick" if args.quick else f"e{epochs}")
+    results: dict[str, list[dict]] = {r: [] for r in rows}
+    for row in rows:  # row-major, in the order given: a partial run has every seed of the first rows
+        for seed in seeds:
+            results[row].append(run_one(row, seed, epochs, data, runs_out))
+            print(f"[ablation] {row} seed {seed}: " + json.dumps(results[row][-1]), flush=True)
+    print(f"\n{epochs} epochs, test split (n = {results[rows[0]][0]['n']}), mean ± std over seeds {seeds}, %:")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

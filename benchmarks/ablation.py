@@ -95,8 +95,8 @@ def dish_scores(preds: list[dict], photo_dish: dict[str, str], shuffles: int = 5
     return dish_hits(preds, photo_dish), sum(chance) / len(chance)
 
 
-def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) -> dict[str, float]:
-    """Train, test and score one (row, seed); cached in `result.json`."""
+def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) -> dict[str, float] | None:
+    """Train, test and score one (row, seed); cached in `result.json`. None when another worker claimed it."""
     from metrics.cli import main as metrics_main
     from showcase.cli import main
 
@@ -104,6 +104,11 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    try:  # a claim, so that several workers (`--jobs`, or processes started by hand) share the runs
+        (folder / "claimed").open("x").close()
+    except FileExistsError:
+        return None
     configs = [a for c in ["generator_tiny.yaml", *ROWS[row][1]] for a in ("--config", str(ROOT / "configs" / c))]
     common = [*configs, "--data.dataset", str(data["distilled"]), "--data.store", str(data["store"]),
               f"--trainer.default_root_dir={folder}", "--trainer.enable_progress_bar=false",
@@ -162,6 +167,22 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def _work(jobs: list[tuple[str, int]], epochs: int, data: dict[str, Path], out: Path, workers: int) -> None:
+    """Run the jobs here (workers = 1) or in that many child processes sharing them through claims."""
+    if workers > 1:
+        import subprocess
+
+        argv = [*sys.argv[1:], "--jobs=1"]  # the last --jobs wins
+        children = [subprocess.Popen([sys.executable, __file__, *argv]) for _ in range(workers)]
+        if any(c.wait() for c in children):
+            raise SystemExit("a worker failed")
+        return
+    for row, seed in jobs:
+        result = run_one(row, seed, epochs, data, out)
+        if result is not None:
+            print(f"[ablation] {row} seed {seed}: " + json.dumps(result), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation", help="folder for data and runs")
@@ -169,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (the world is always seed 0)")
     ap.add_argument("--epochs", type=int, default=12, help="training epochs of every row")
     ap.add_argument("--quick", action="store_true", help="rows ce,pc2l, seed 0, 4 epochs, in OUT/quick")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes sharing the runs (1 torch thread each "
+                    "is best on a small machine: OMP_NUM_THREADS=1)")
+    ap.add_argument("--report", action="store_true", help="only print the table of the runs finished so far")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -184,12 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     out = out.resolve()
     data = prepare_data(out)
     runs_out = out / ("quick" if args.quick else f"e{epochs}")
+    # the first two rows (the acceptance pair) get every seed first; then the other rows, seed by seed
+    jobs = [(r, s) for r in rows[:2] for s in seeds] + [(r, s) for s in seeds for r in rows[2:]]
+    if not args.report:
+        _work(jobs, epochs, data, runs_out, args.jobs)
     results: dict[str, list[dict]] = {r: [] for r in rows}
-    for row in rows:  # row-major, in the order given: a partial run has every seed of the first rows
-        for seed in seeds:
-            results[row].append(run_one(row, seed, epochs, data, runs_out))
-            print(f"[ablation] {row} seed {seed}: " + json.dumps(results[row][-1]), flush=True)
-    print(f"\n{epochs} epochs, test split (n = {results[rows[0]][0]['n']}), mean ± std over seeds {seeds}, %:")
+    for row, seed in jobs:
+        file = runs_out / row / f"seed{seed}" / "result.json"
+        if file.exists():
+            results[row].append(json.loads(file.read_text()))
+    n = next((rs[0]["n"] for rs in results.values() if rs), 0)
+    print(f"\n{epochs} epochs, test split (n = {n}), mean ± std over the seeds done of {seeds}, %:")
     print(table(results))
     return 0
 

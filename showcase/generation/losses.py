@@ -1,6 +1,18 @@
 """Losses of PC²L (Section 4.3): contrastive (Eq. 7), cross-modal with hard negatives (Eq. 8), personalized (Eq. 9-10).
 
 Everything here is a pure function of tensors, except the projection heads φ_V, φ_R, φ_Y (`ProjectionHead`).
+
+Readings of Section 4.3 that the paper leaves open (`LossConfig`, measured in `benchmarks/ablation.py`):
+ * H^Y (Eq. 6) is the mean of the decoder's last hidden states over the target. Read from the CE pass, those states
+   have attended to this example's own photos, so Eq. 7/8 can be lowered by copying the photos into H^Y without
+   reading the text (probe: `showcase.generation.probe`). `target_view="text"` decodes the target a second time
+   without cross-attention: H^Y is then a function of the words alone, and the image loss must match photos to
+   words, which is the grounding the paper wants (the decoder's weights are shared, so the CE pass learns it too).
+ * R̃ of Eq. 10 is "the average features of the users' historical reviews": CLIP features share a large common
+   offset, so raw cosines sit near 1 and α^(1 − cos) near 1 (PCL ≈ CL). `history_features="standardized"` centres
+   and scales them with the training statistics the encoder already uses.
+ * Eq. 5 sums the token log-likelihoods over a sequence: `ce_reduction="sequence"` keeps that scale, so λ weighs a
+   contrastive term against a sentence's CE, not against one token's.
 """
 from __future__ import annotations
 

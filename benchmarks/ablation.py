@@ -12,7 +12,9 @@ size small): every row trains `configs/generator_tiny.yaml` + its overlay on the
 epochs, is tested on the test split (beam search, best val-CE checkpoint) and scored with BLEU-1/4, Distinct-1/2,
 CLIP-Align (Φ), CLIP-Score, and "names a pictured dish": the share of explanations naming the dish of one of their
 input photos, with its chance level (the same texts paired with shuffled photos). Table rows print mean ± std
-(population std over seeds) in percent. Every run writes `OUT/<row>/seed<k>/result.json`; a rerun skips finished runs.
+(population std over seeds) in percent. Every run writes `OUT/<row>/seed<k>/result.json`; a rerun skips finished runs
+(a run that died leaves `claimed` without `result.json`: delete that folder to rerun it). `--probe` adds the image-
+text probe of each run (`showcase.generation.probe`), `--negatives` the dish-only share of CCL's hard negatives.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ ROWS = {
     "pc2l_token": ("PC²L, CE per token", ["generator_pc2l_token.yaml"]),
     "img": ("PC²L, img only", ["generator_img.yaml"]),
     "text": ("PC²L, text only", ["generator_text.yaml"]),
+    "pc2l_before": ("PC²L, issue-12 readings", ["generator_pc2l_before.yaml"]),
 }
 METRICS = "bleu1,bleu4,distinct1,distinct2,clip_align,clip_score"
 COLUMNS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("distinct1", "Dist-1"), ("distinct2", "Dist-2"),
@@ -137,9 +140,70 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
     photo_dish = json.loads((data["world"] / "world.json").read_text())["photos"]
     dish, chance = dish_scores(preds, photo_dish)
     result.update(dish=100 * dish, dish_chance=100 * chance, best_val_ce=val_ce, n=len(preds),
-                  seconds=round(time.perf_counter() - start, 1), epochs=epochs)
+                  seconds=round(time.perf_counter() - start, 1), epochs=epochs, **probe_figures(run_dir, data))
     result_file.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _datamodule(data: dict[str, Path], **kwargs):
+    from showcase.generation.data import GeneratorDataModule
+
+    dm = GeneratorDataModule(dataset=str(data["distilled"]), store=str(data["store"]), **kwargs)
+    dm.setup("test")
+    return dm
+
+
+def probe_figures(run_dir: Path, data: dict[str, Path]) -> dict[str, float]:
+    """`image_text_probe` of a run's best checkpoint over the test split (batches of 16; {} without image loss)."""
+    import inspect
+
+    import torch
+
+    from showcase.generation.module import GeneratorModule
+    from showcase.generation.probe import image_text_probe
+
+    best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
+    ckpt = torch.load(best[0], map_location="cpu", weights_only=False)
+    hp = ckpt["hyper_parameters"]  # built by hand: `load_from_checkpoint` calls configure_model without a trainer
+    module = GeneratorModule(**{k: hp[k] for k in inspect.signature(GeneratorModule).parameters if k in hp})
+    module.load_state_dict(ckpt["state_dict"])
+    if module.heads.phi_v is None:
+        return {}
+    dm = _datamodule(data, batch_size=16, entity_swap=False)
+    sums, n = {"own_text": 0.0, "own_images": 0.0, "chance": 0.0}, 0
+    with torch.no_grad():
+        for i, batch in enumerate(dm.test_dataloader()):
+            if len(batch["ids"]) < 2 or not batch["image_mask"].any(1).all():
+                continue
+            for k, v in image_text_probe(module, batch, seed=i).items():
+                sums[k] += v * len(batch["ids"])
+            n += len(batch["ids"])
+    return {f"probe_{k}": 100 * v / max(n, 1) for k, v in sums.items()}
+
+
+def negatives_report(data: dict[str, Path]) -> str:
+    """How CCL's hard negatives differ from their targets on the training split: the share whose only change is the
+    dish (world dish names blanked out, the rest identical) and the share of targets that get a negative."""
+    import re
+
+    dm = _datamodule(data, entity_swap=True)
+    swapper = dm.entity_swapper()
+    names = sorted({d["name"] for d in json.loads((data["world"] / "world.json").read_text())["dishes"]}, key=len,
+                   reverse=True)
+
+    def blank(text: str) -> str:
+        for name in names:
+            text = re.sub(re.escape(name), "<dish>", text, flags=re.IGNORECASE)
+        return text
+
+    rng = random.Random(0)
+    targets = [e.review.target_text for e in dm.splits["train"].examples]
+    pairs = [(t, swapper.swap(t, rng)) for t in targets]
+    swapped = [(t, s) for t, s in pairs if s is not None]
+    dish_only = sum(blank(t) == blank(s) and "<dish>" in blank(s) for t, s in swapped)
+    return (f"hard negatives (train split): {len(swapped)}/{len(targets)} targets get one "
+            f"({100 * len(swapped) / max(len(targets), 1):.1f}%); {100 * dish_only / max(len(swapped), 1):.1f}% of "
+            f"them differ from their target in the dish names alone")
 
 
 def _best_val_ce(path: Path) -> float:
@@ -193,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes sharing the runs (1 torch thread each "
                     "is best on a small machine: OMP_NUM_THREADS=1)")
     ap.add_argument("--report", action="store_true", help="only print the table of the runs finished so far")
+    ap.add_argument("--probe", action="store_true", help="print the image-text probe of every finished run")
+    ap.add_argument("--negatives", action="store_true", help="print how the hard negatives differ from targets")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -220,6 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     n = next((rs[0]["n"] for rs in results.values() if rs), 0)
     print(f"\n{epochs} epochs, test split (n = {n}), mean ± std over the seeds done of {seeds}, %:")
     print(table(results))
+    if args.probe:
+        print("\nprobe (test split, batches of 16): target j decoded on example perm(j)'s encoder states; the share "
+              "of images whose best target is their own text / the text decoded on their own images (%):")
+        for row, seed in jobs:
+            folder = runs_out / row / f"seed{seed}"
+            if (folder / "result.json").exists():
+                figures = probe_figures(folder / "log" / "run", data)
+                if figures:
+                    print(f"  {row} seed {seed}: own text {figures['probe_own_text']:.1f}, own images "
+                          f"{figures['probe_own_images']:.1f} (chance {figures['probe_chance']:.1f})")
+    if args.negatives:
+        print(negatives_report(data))
     return 0
 
 

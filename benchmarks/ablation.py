@@ -120,12 +120,15 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
               "--trainer.logger.init_args.version=run", f"--seed_everything={seed}", f"--data.seed={seed}",
               f"--trainer.max_epochs={epochs}"]
     start = time.perf_counter()
-    if main(["fit", *common]) != 0:
-        raise SystemExit(f"fit failed: {row} seed {seed}")
     run_dir = folder / "log" / "run"
-    val_ce = _best_val_ce(run_dir / "metrics.csv")  # read before `test` rewrites the logger's folder
+    # each step is skipped when an earlier attempt finished it (a run that died resumes from its last checkpoint)
+    if not (run_dir / "model" / "config.json").exists():
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if main(["fit", *common, *([f"--ckpt_path={last}"] if last.exists() else [])]) != 0:
+            raise SystemExit(f"fit failed: {row} seed {seed}")
     best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
-    if main(["test", *common, f"--ckpt_path={best[0]}"]) != 0:
+    val_ce = _best_val_ce(best[0])
+    if not (run_dir / "predictions.jsonl").exists() and main(["test", *common, f"--ckpt_path={best[0]}"]) != 0:
         raise SystemExit(f"test failed: {row} seed {seed}")
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -206,13 +209,13 @@ def negatives_report(data: dict[str, Path]) -> str:
             f"them differ from their target in the dish names alone")
 
 
-def _best_val_ce(path: Path) -> float:
-    import csv
+def _best_val_ce(checkpoint: Path) -> float:
+    """The best monitored val/ce, from the ModelCheckpoint state saved in a checkpoint."""
+    import torch
 
-    if not path.exists():
-        return float("nan")
-    values = [float(r["val/ce"]) for r in csv.DictReader(path.open()) if r.get("val/ce")]
-    return min(values) if values else float("nan")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False).get("callbacks", {})
+    scores = [v.get("best_model_score") for k, v in state.items() if k.startswith("ModelCheckpoint")]
+    return float(scores[0]) if scores and scores[0] is not None else float("nan")
 
 
 def table(results: dict[str, list[dict]]) -> str:

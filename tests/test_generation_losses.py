@@ -1,12 +1,9 @@
-"""PC²L losses against hand-computed values, and the entity swap of CCL's hard negatives."""
+"""PC²L losses against hand-computed values (the entity swap of CCL's hard negatives: test_generation_entities)."""
 import math
-import random
-import re
 
 import pytest
 import torch
 
-from showcase.generation.entities import EntitySwapper
 from showcase.generation.losses import ContrastiveHeads, LossConfig, contrastive_loss, masked_mean, personalization_weights
 
 E = math.e
@@ -93,63 +90,7 @@ def test_contrastive_heads_follow_the_config():
         heads(h[0], h[1], h[2], None, None, hist)
 
 
-CORPUS = [
-    "I like the sushi.",
-    "The burger was great and the fries were crispy.",
-    "We ordered the miso ramen, which was rich.",
-    "My pad thai came out spicy.",
-    "Parking was easy to find.",
-    "Wow!",
-]
-
-
-@pytest.fixture(scope="module")
-def swapper(tmp_path_factory):
-    return EntitySwapper.fit(CORPUS, cache_dir=tmp_path_factory.mktemp("chunks"))
-
-
-def test_entity_swap_changes_only_noun_chunks(swapper):
-    assert "the sushi" in swapper.vocabulary and "the miso ramen" in swapper.vocabulary
-    swapped_any = 0
-    for text in CORPUS:
-        spans = swapper.chunks(text)
-        # the text outside the chunks, as a pattern with one group per chunk
-        pattern, last = "", 0
-        for a, b in spans:
-            pattern += re.escape(text[last:a]) + "(.+?)"
-            last = b
-        pattern += re.escape(text[last:])
-        for seed in range(10):
-            out = swapper.swap(text, random.Random(seed))
-            if not spans:
-                assert out is None
-                continue
-            assert out is not None and out != text
-            match = re.fullmatch(pattern, out)
-            assert match, (text, out)
-            for (a, b), new in zip(spans, match.groups()):
-                assert new in swapper.vocabulary
-            swapped_any += 1
-    assert swapped_any >= 40
-
-
-def test_entity_swap_never_returns_its_input_even_with_two_chunks():
-    # a corpus with just two chunk strings: every swap must pick the other one
-    sw = EntitySwapper({"the cat sat": [(0, 7)], "a dog": [(0, 5)]})
-    for seed in range(20):
-        assert sw.swap("the cat sat", random.Random(seed)) == "a dog sat"
-    assert EntitySwapper({"x y": [(0, 1)]}).swap("x y") is None  # nothing else to swap in
-    with pytest.raises(KeyError, match="not in the fitted corpus"):
-        sw.swap("unknown text")
-
-
-def test_entity_swap_parses_once_and_caches(tmp_path, monkeypatch):
-    first = EntitySwapper.fit(CORPUS[:3], cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("noun_chunks-*.json"))) == 1
-
-    def no_spacy(*args, **kwargs):
-        raise AssertionError("spaCy must not run again for a cached corpus")
-
-    monkeypatch.setattr("showcase.generation.entities.load_spacy", no_spacy)
-    again = EntitySwapper.fit(list(reversed(CORPUS[:3])), cache_dir=tmp_path)  # same corpus, other order
-    assert again.spans == first.spans
+def test_loss_config_rejects_unknown_choices():
+    for field in ("ce_reduction", "target_view", "history_features"):
+        with pytest.raises(ValueError, match=field):
+            LossConfig(**{field: "bogus"})

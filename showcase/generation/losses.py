@@ -1,6 +1,18 @@
 """Losses of PC²L (Section 4.3): contrastive (Eq. 7), cross-modal with hard negatives (Eq. 8), personalized (Eq. 9-10).
 
 Everything here is a pure function of tensors, except the projection heads φ_V, φ_R, φ_Y (`ProjectionHead`).
+
+Readings of Section 4.3 that the paper leaves open (`LossConfig`, measured in `benchmarks/ablation.py`):
+ * H^Y (Eq. 6) is the mean of the decoder's last hidden states over the target. Read from the CE pass, those states
+   have attended to this example's own photos, so Eq. 7/8 can be lowered by copying the photos into H^Y without
+   reading the text (probe: `showcase.generation.probe`). `target_view="text"` decodes the target a second time
+   without cross-attention: H^Y is then a function of the words alone, and the image loss must match photos to
+   words, which is the grounding the paper wants (the decoder's weights are shared, so the CE pass learns it too).
+ * R̃ of Eq. 10 is "the average features of the users' historical reviews": CLIP features share a large common
+   offset, so raw cosines sit near 1 and α^(1 − cos) near 1 (PCL ≈ CL). `history_features="standardized"` centres
+   and scales them with the training statistics the encoder already uses.
+ * Eq. 5 sums the token log-likelihoods over a sequence: `ce_reduction="sequence"` keeps that scale, so λ weighs a
+   contrastive term against a sentence's CE, not against one token's.
 """
 from __future__ import annotations
 
@@ -13,6 +25,9 @@ from torch import nn
 
 IMAGE_LOSSES = ("none", "cl", "ccl")
 TEXT_LOSSES = ("none", "cl", "pcl")
+CE_REDUCTIONS = ("sequence", "token")
+TARGET_VIEWS = ("text", "conditioned")
+HISTORY_FEATURES = ("standardized", "raw")
 
 
 def contrastive_loss(
@@ -108,6 +123,15 @@ class LossConfig:
         alpha: base of the personalization weights.
         tau: temperature of both contrastive losses.
         projection_dim: output width of the projection heads.
+        ce_reduction: "sequence" sums the token losses of each target and averages over the batch (Eq. 5 sums over
+            the sequence, so λ weighs a contrastive term against a whole sentence's CE); "token" averages over all
+            target tokens (λ then weighs the contrastive terms ~length× more).
+        target_view: how H^Y is read: "text" decodes the target without cross-attention, so H^Y holds the text
+            alone and the image loss cannot be lowered by copying the example's own images into H^Y; "conditioned"
+            reuses the CE pass, which has attended to this example's images and history (leaks the answer).
+        history_features: the features whose cosine gives Eq. 10's weights: "standardized" (each feature centred
+            and scaled with the training statistics, as the encoder sees them, so cosines span about [-1, 1]) or
+            "raw" (CLIP features share a large common offset: cosines near 1, weights near 1, PCL ≈ CL).
     """
 
     image_loss: str = "ccl"
@@ -117,8 +141,15 @@ class LossConfig:
     alpha: float = math.e
     tau: float = 0.1
     projection_dim: int = 256
+    ce_reduction: str = "sequence"
+    target_view: str = "text"
+    history_features: str = "standardized"
 
     def __post_init__(self) -> None:
+        for name, allowed in (("ce_reduction", CE_REDUCTIONS), ("target_view", TARGET_VIEWS),
+                              ("history_features", HISTORY_FEATURES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"image_loss must be one of {IMAGE_LOSSES}, got {self.image_loss!r}")
         if self.text_loss not in TEXT_LOSSES:

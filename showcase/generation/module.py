@@ -108,23 +108,40 @@ class GeneratorModule(L.LightningModule):
                 batch["review_mask"] if hp.use_reviews else None)
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """All configured losses of a batch, and their weighted sum under `"loss"`."""
+        """All configured losses of a batch, and their weighted sum under `"loss"` (Eq. 11)."""
         cfg, model = self.loss_config, self.model
         states, mask, pos = model.encode(*self._inputs(batch))  # (B, S, D), (B, S)
         hidden, _ = model.decode(batch["input_ids"], batch["attention_mask"], states, mask, with_logits=False)
         target = batch["labels"] != -100  # (B, T): the LM head (the costliest layer) runs on real targets only
         logits = model.decoder.lm_head(hidden[target])  # (n, V)
-        ce = F.cross_entropy(logits.float(), batch["labels"][target])
-        out = {"ce": ce}
+        ce_sum = F.cross_entropy(logits.float(), batch["labels"][target], reduction="sum")
+        n_tokens = target.sum().clamp_min(1)
+        ce = ce_sum / len(target) if cfg.ce_reduction == "sequence" else ce_sum / n_tokens
+        # "ce" is per token whatever the reduction (comparable across runs, monitored for the best checkpoint)
+        out = {"ce": ce if cfg.ce_reduction == "token" else ce_sum.detach() / n_tokens}
         if self.heads.phi_y is not None:
+            def target_states(ids: torch.Tensor, attention: torch.Tensor, conditioned: torch.Tensor | None = None):
+                if cfg.target_view == "conditioned":  # H^Y from a pass that saw this example's images
+                    h = conditioned if conditioned is not None else model.decode(ids, attention, states, mask,
+                                                                                 with_logits=False)[0]
+                else:  # H^Y of the text alone: no cross-attention (GPT-2 skips it without encoder states)
+                    h = model.decoder.transformer(input_ids=ids, attention_mask=attention,
+                                                  use_cache=False).last_hidden_state  # (B, T, D)
+                return masked_mean(h, attention)
+
+            h_y = target_states(batch["input_ids"], batch["attention_mask"], hidden)
             h_ent = None
             if cfg.image_loss == "ccl":
-                ent_hidden, _ = model.decode(batch["ent_input_ids"], batch["ent_attention_mask"], states, mask,
-                                             with_logits=False)
-                h_ent = masked_mean(ent_hidden, batch["ent_attention_mask"])
-            history = masked_mean(batch["review_features"], batch["review_mask"]) if cfg.text_loss == "pcl" else None
+                h_ent = target_states(batch["ent_input_ids"], batch["ent_attention_mask"])
+            history = None
+            if cfg.text_loss == "pcl":
+                enc = model.encoder
+                feats = batch["review_features"].float()
+                if cfg.history_features == "standardized":
+                    feats = (feats - enc.review_mean) / enc.review_std  # (B, K, F)
+                history = masked_mean(feats, batch["review_mask"])
             out.update(self.heads(masked_mean(states, pos["image"]), masked_mean(states, pos["review"]),
-                                  masked_mean(hidden, batch["attention_mask"]), h_ent, batch.get("ent_mask"), history))
+                                  h_y, h_ent, batch.get("ent_mask"), history))
         out["loss"] = ce + cfg.lambda1 * out.get("image", 0.0) + cfg.lambda2 * out.get("text", 0.0)
         return out
 

@@ -222,6 +222,65 @@ def step_store_open(ctx: dict) -> dict:
     return {"open_s": round(opened, 3), "first_1000_lookups_s": round(time.perf_counter() - start, 3)}
 
 
+class _HashTextEncoder:
+    """Stands in for CLIP's text tower (the synthetic store holds photos only): a fixed random unit vector per text.
+
+    Encoding cost does not grow with the dataset, so leaving it out keeps the figures about what does."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def encode_texts(self, texts):
+        import torch
+
+        rows = []
+        for text in texts:
+            g = torch.Generator().manual_seed(hash(text) % 2**31)
+            rows.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
+        return torch.stack(rows) if rows else torch.zeros(0, self.dim)
+
+
+def step_requests(ctx: dict) -> dict:
+    """1,000 warm requests (test-split pairs, in batches of 50) and 100 cold ones (new users at businesses drawn
+    per review, so big businesses come up as often as they are reviewed), through `Showcaser` with untrained tiny
+    models: selection over the whole pool (top-M DPP), cold-start group ranking, 8 greedy tokens."""
+    import statistics
+
+    from showcase.api.showcaser import Showcaser
+    from showcase.data import ShowcaseDataset
+    from showcase.encoders.store import FeatureStore
+    from showcase.generation.model import ExplanationGenerator, GeneratorConfig
+    from showcase.inputs import FeatureLookup
+    from showcase.selection.models import DPPSelector, DPPSelectorConfig
+
+    dataset = ShowcaseDataset.load(Path(ctx["workdir"]) / "dataset")
+    store = FeatureStore.open(Path(ctx["workdir"]) / "store")
+    dim = store.dim
+    selector = DPPSelector(DPPSelectorConfig(feature_dim=dim)).eval()
+    generator = ExplanationGenerator(GeneratorConfig.tiny(feature_dim=dim, max_length=32)).eval()
+    showcaser = Showcaser(dataset, store, selector, generator, num_beams=1, max_new_tokens=8)
+    showcaser.features = FeatureLookup(store, encoder=_HashTextEncoder(dim))
+    rng = random.Random(ctx["seed"])
+    test = dataset.split("test")
+    warm = [(r.user_id, r.business_id) for r in (test[rng.randrange(len(test))] for _ in range(1000))]
+    cold = [(f"new-visitor-{i}", dataset.reviews[rng.randrange(len(dataset))].business_id) for i in range(100)]
+    start = time.perf_counter()
+    for i in range(0, len(warm), 50):
+        showcaser.generate_showcases(warm[i:i + 50])
+    warm_s = time.perf_counter() - start
+    latencies, pools, reviewers = [], [], []
+    for user, business in cold:
+        start = time.perf_counter()
+        showcaser.generate_showcase(user, business)
+        latencies.append(time.perf_counter() - start)
+        pools.append(len(dataset.business_photos(business)))
+        reviewers.append(len(dataset.business_reviewers(business)))
+    latencies.sort()
+    return {"warm_per_s": round(len(warm) / warm_s, 1), "cold_p50_s": round(statistics.median(latencies), 3),
+            "cold_p95_s": round(latencies[94], 3), "cold_max_s": round(latencies[-1], 3),
+            "cold_max_pool": max(pools), "cold_max_reviewers": max(reviewers)}
+
+
 STEPS: list[tuple[str, Callable[[dict], dict]]] = [
     ("generate", step_generate),
     ("prepare", step_prepare),
@@ -229,6 +288,7 @@ STEPS: list[tuple[str, Callable[[dict], dict]]] = [
     ("lookups", step_lookups),
     ("store_build", step_store_build),
     ("store_open", step_store_open),
+    ("requests", step_requests),
 ]
 
 

@@ -133,3 +133,27 @@ def test_authorship_learns_seen_users(tmp_path):
     precision = batch["target"].gather(1, chosen).float().mean().item()
     pool_share = (batch["target"].sum(1) / batch["pool_mask"].sum(1)).mean().item()
     assert precision > 2 * pool_share, (precision, pool_share)
+
+
+def test_shared_pool_scores_equal_scores_with_the_pool_repeated():
+    """The cold-start fast path (towers run once per user and once per photo) gives the batched relevance."""
+    from showcase.selection.inference import group_relevance
+    from showcase.selection.models import DPPSelector, DPPSelectorConfig
+    from showcase.selection.profile import collate_requests
+
+    torch.manual_seed(0)
+    d, users, photos = 16, 5, 7
+    selector = DPPSelector(DPPSelectorConfig(feature_dim=d, skip_init=2.0)).eval()
+    for p in selector.user_tower.parameters():  # the last layer starts at zero: make the tower term count
+        torch.nn.init.normal_(p, std=0.3)
+    texts = [torch.randn(n, d) for n in (1, 3, 0, 2, 4)]
+    images = [torch.randn(n, d) for n in (2, 0, 1, 3, 1)]
+    pool = torch.randn(photos, d)
+    repeated = collate_requests(texts, images, [pool] * users)
+    with torch.no_grad():
+        expected = selector.scores(repeated)  # (B, P)
+        shared = selector.shared_pool_scores(collate_requests(texts, images, [pool[:0]] * users), pool)
+        assert torch.allclose(shared, expected, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(group_relevance(selector, texts, images, pool), expected.sum(0), rtol=1e-5)
+    selector.config.top_w = 2  # the profile depends on the pool: no shared path
+    assert selector.shared_pool_scores(repeated, pool) is None

@@ -21,6 +21,7 @@ from showcase.selection.profile import SelectionBatch, collate_requests
 
 MAX_CANDIDATES = 64  # photos the DPP sees per request (the most relevant ones); paper's mean pool: ~36
 CHUNK_ELEMENTS = 1 << 22  # reviewers x photos x dim per chunk of the cold-start ranking (~16 MB of float32)
+CHUNK_REVIEWERS = 256  # reviewers per chunk when the selector scores a shared pool once (`shared_pool_scores`)
 
 
 @dataclass
@@ -134,6 +135,21 @@ def group_relevance(selector: Selector, reviewer_texts: Sequence[Tensor], review
     was_training = selector.training
     selector.eval()
     try:
+        shared = getattr(selector, "shared_pool_scores", None)
+        if shared is not None:  # towers run once per reviewer and once per photo: no (R, P, d) at all
+            pool, empty = pool_features.to(device), [pool_features[:0]] * len(reviewer_texts)
+            for start in range(0, len(reviewer_texts), CHUNK_REVIEWERS):
+                stop = min(start + CHUNK_REVIEWERS, len(reviewer_texts))
+                batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop], empty[start:stop],
+                                         user_ids=ids[start:stop])
+                batch = {key: v.to(device) if isinstance(v, Tensor) else v for key, v in batch.items()}
+                scores = shared(batch, pool)  # (chunk, P) or None
+                if scores is None:
+                    break
+                total += scores.float().sum(0).cpu()
+            else:
+                return total
+            total.zero_()
         for start in range(0, len(reviewer_texts), chunk):
             stop = min(start + chunk, len(reviewer_texts))
             batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop],

@@ -1,4 +1,4 @@
-# `make demo` runs the pipeline end to end on the test world; `make test` runs the test suite.
+# `make demo` runs the pipeline end to end on the test world; `make test` runs `make lint` (ruff), then the test suite.
 # Each creates .venv when missing and reinstalls the package only when pyproject.toml changed.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,11 +7,12 @@ PIP    := $(PY) -m pip
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-all bench system-deps clean help
+.PHONY: demo test test-all lint bench system-deps clean help
 
 help:
 	@echo "make demo   # run the whole pipeline on the built-in test world (CPU, a few minutes)"
-	@echo "make test   # run the test suite (installs what it needs)"
+	@echo "make test   # lint, then run the test suite (installs what it needs)"
+	@echo "make lint   # ruff check (configuration in pyproject.toml)"
 	@echo "make bench  # run the benchmarks under benchmarks/"
 
 $(PY):
@@ -38,7 +39,10 @@ system-deps:
 demo: $(VENV)/.installed
 	$(VENV)/bin/showcase demo --output runs/demo
 
-test: $(VENV)/.installed-dev system-deps
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+
+test: lint $(VENV)/.installed-dev system-deps
 	$(PY) -m pytest -q
 
 test-all: $(VENV)/.installed-dev system-deps

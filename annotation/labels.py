@@ -152,7 +152,10 @@ def read_events(path: str | Path) -> list[LabelEvent]:
 
 
 def effective_labels(events: Iterable[LabelEvent]) -> dict[PairKey, int | str]:
-    """Label of each labelled pair (1, 0 or "skip"): its latest event; pairs whose latest event is an undo are absent."""
+    """Label of each labelled pair (1, 0 or "skip"): its latest event.
+
+    Pairs whose latest event is an undo are absent.
+    """
     latest: dict[PairKey, LabelEvent] = {}
     for e in events:
         latest[e.key] = e

@@ -127,7 +127,8 @@ def main(argv=None) -> None:
     parser.add_argument("--serve", action="store_true", help="measure `showcase serve`'s JSON endpoint instead")
     parser.add_argument("--clients", default="1,4,8", help="concurrent clients per row (--serve)")
     parser.add_argument("--requests", type=int, default=64, help="requests per row (--serve)")
-    parser.add_argument("--pipeline", help="--serve a trained pipeline folder (its test pairs) instead of random models")
+    parser.add_argument("--pipeline",
+                        help="--serve a trained pipeline folder (its test pairs) instead of random models")
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
     if args.serve and args.pipeline:

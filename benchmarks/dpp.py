@@ -64,10 +64,10 @@ def rate(method, kernels: torch.Tensor, k: int, device: str, budget: float) -> t
     used, n = 0.0, 1
     while True:
         sub = kernels[:n]
-        used = timed(lambda: method(sub, k), device)
+        used = timed(lambda sub=sub: method(sub, k), device)
         if used > budget / 4 or n >= len(kernels):
             if used < budget / 4:  # cheap: best of 3 against the noise of a shared machine
-                used = min([used] + [timed(lambda: method(sub, k), device) for _ in range(2)])
+                used = min([used] + [timed(lambda sub=sub: method(sub, k), device) for _ in range(2)])
             return n / used, n
         n = min(len(kernels), n * 4)
 

@@ -34,7 +34,8 @@ def make_batch(b: int, cfg: GeneratorConfig, target_len: int, device: str) -> di
         "review_features": torch.randn(b, cfg.max_reviews, cfg.feature_dim, generator=g),
         "review_mask": torch.ones(b, cfg.max_reviews, dtype=torch.bool),
         "input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.roll(-1, 1),
-        "ent_input_ids": torch.randint(0, 50000, (b, target_len), generator=g), "ent_attention_mask": torch.ones_like(ids),
+        "ent_input_ids": torch.randint(0, 50000, (b, target_len), generator=g),
+        "ent_attention_mask": torch.ones_like(ids),
         "ent_mask": torch.ones(b, dtype=torch.bool),
     }
     return {k: v.to(device) for k, v in batch.items()}
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     dev, amp = args.device, args.device.startswith("cuda")
     b = args.batch_size or (16 if args.size == "tiny" else 32)
-    cfg = GeneratorConfig.tiny(feature_dim=512) if args.size == "tiny" else GeneratorConfig(feature_dim=512, dropout=0.0)
+    cfg = (GeneratorConfig.tiny(feature_dim=512) if args.size == "tiny"
+           else GeneratorConfig(feature_dim=512, dropout=0.0))
     print(f"device {dev} ({torch.cuda.get_device_name() if amp else f'{torch.get_num_threads()} threads'}), "
           f"size {args.size}, batch {b}, target {args.target_len} tokens, bf16 autocast {amp}")
     batch = make_batch(b, cfg, args.target_len, dev)

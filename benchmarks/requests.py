@@ -44,6 +44,7 @@ def build_dataset(reviewers: int, photos: int, history: int):
 
 def build_showcaser(dataset, max_reviewers, max_candidates):
     from api import RandomStore
+
     from showcase.api import Showcaser
     from showcase.generation.model import ExplanationGenerator, GeneratorConfig
     from showcase.selection import DPPSelector, DPPSelectorConfig

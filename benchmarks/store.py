@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from showcase.encoders import FeatureStore
-from showcase.encoders import store as st
+from showcase.encoders import FeatureStore  # noqa: E402 (needs the sys.path line above)
+from showcase.encoders import store as st  # noqa: E402
 
 SHARD = 1024
 

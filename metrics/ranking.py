@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from metrics.base import MeanMetric
-from metrics.functional.ranking import (_best_rank, _check, div_at_k, div_at_k_samples, f1_at_k, percentile_rank,
-                                        precision_at_k, precision_recall_f1_samples, recall_at_k, top_n_accuracy)
+from metrics.functional.ranking import (
+    _best_rank,
+    _check,
+    div_at_k,
+    div_at_k_samples,
+    f1_at_k,
+    percentile_rank,
+    precision_at_k,
+    precision_recall_f1_samples,
+    recall_at_k,
+    top_n_accuracy,
+)
 
 __all__ = ["PrecisionAtK", "RecallAtK", "F1AtK", "DivAtK", "TopNAccuracy", "PercentileRank", "precision_at_k",
            "recall_at_k", "f1_at_k", "div_at_k", "top_n_accuracy", "percentile_rank"]

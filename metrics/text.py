@@ -9,9 +9,20 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Sequence
 
 from metrics.base import MeanMetric, Metric
-from metrics.functional.text import (TEXT_METRICS, NGramCounts, Refs, bleu_from_stats, bleu_stats,
-                                     distinct_from_counts, get_tokenizer, meteor_sentence_scores, nist_from_counts,
-                                     normalize_refs, suite_from_counts, suite_order)
+from metrics.functional.text import (
+    TEXT_METRICS,
+    NGramCounts,
+    Refs,
+    bleu_from_stats,
+    bleu_stats,
+    distinct_from_counts,
+    get_tokenizer,
+    meteor_sentence_scores,
+    nist_from_counts,
+    normalize_refs,
+    suite_from_counts,
+    suite_order,
+)
 
 
 class _Tokenising(Metric):

@@ -36,7 +36,8 @@ SUBCOMMANDS = {
     "annotate": ("annotation.cli", "add_arguments", "run", "label sentence-photo pairs in a browser; agreement"),
     "generate": ("showcase.api.cli", "add_arguments", "run", "the showcase of a (user, business) pair"),
     "predict": ("showcase.api.predict", "add_arguments", "run", "showcases for many pairs (JSON lines), batched"),
-    "metrics": ("metrics.cli", "add_arguments", "run", "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
+    "metrics": ("metrics.cli", "add_arguments", "run",
+                "text/CLIP/BERT metrics of prediction files (python -m metrics)"),
     "demo": ("showcase.demo", "add_arguments", "run", "run the whole pipeline on the test world"),
     "serve": ("showcase.api.server", "add_arguments", "run", "a local web viewer of a pipeline, and a JSON API"),
 }
@@ -67,7 +68,11 @@ def run_lightning(args: list[str]) -> int:
 
     from showcase.fingerprint import OVERRIDE_FLAG, check_encoder
     from showcase.training import (
-        LastCheckpoint, ResumeState, best_checkpoint, checkpoint_fingerprint, find_last_checkpoint,
+        LastCheckpoint,
+        ResumeState,
+        best_checkpoint,
+        checkpoint_fingerprint,
+        find_last_checkpoint,
     )
 
     quiet_lightning()

@@ -24,7 +24,8 @@ WORLD_VOCABULARY = 512  # the test world's texts need few tokens; GPT-2's 50,257
 # on a quiet 2-core machine while each model still learns its task (see the report's tables).
 DEMO_EPOCHS = {"classifier": 15, "selector": 15, "generator": 4}
 LARGER = "showcase demo --full --size medium --showcases 12 --output runs/demo-medium"
-# step: (what it does, typical seconds in the default demo (measured on a busy 2-core machine), for the time-left estimate)
+# step: (what it does, typical seconds in the default demo (measured on a busy 2-core machine),
+#        for the time-left estimate)
 PLAN = {
     "world": ("render the test world", 20),
     "prepare": ("filter and split the reviews", 1),
@@ -45,14 +46,16 @@ PLAN = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Run the whole pipeline on the built-in test world (CPU), then write explained showcase "
                           f"cards and a report page OUTPUT/index.html. Larger version: `{LARGER}`.")
-    parser.add_argument("--output", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
+    parser.add_argument("--output", default="runs/demo",
+                        help="folder for everything the demo writes (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test world (default 0)")
     parser.add_argument("--size", choices=("small", "medium"), default="small",
                         help="test world size: small (40 businesses, ~600 reviews) or medium (about 4x)")
     parser.add_argument("--showcases", type=int, default=6, help="showcase cards to write for test users (default 6)")
     speed = parser.add_mutually_exclusive_group()
     speed.add_argument("--quick", action="store_true",
-                       help="one epoch per model: checks the plumbing in about a minute (the tests use it); weak models")
+                       help="one epoch per model: checks the plumbing in about a minute (the tests use it); "
+                            "weak models")
     speed.add_argument("--full", action="store_true",
                        help="train each model for its config's epochs (classifier 60, selector 50, generator 12) "
                             "instead of the demo's shorter schedule; several times slower")
@@ -229,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         for row, config in (("random", "selector_random"), ("centroid (ELVis)", "selector_centroid")):
             name = f"baseline-{config.split('_', 1)[1]}"
             common = ["--config", str(configs / "selector.yaml"), "--config", str(configs / f"{config}.yaml"), *data,
-                      *_logger_args(models, name), f"--trainer.default_root_dir={models / name}", "--trainer.enable_progress_bar=false",
+                      *_logger_args(models, name), f"--trainer.default_root_dir={models / name}",
+                      "--trainer.enable_progress_bar=false",
                       "--trainer.enable_model_summary=false"]
             _check(main(["test", *common]), f"showcase test {config}")
             rows[row] = _metrics_of(models / name / "run")
@@ -305,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
             r.save(out / name)
             r.save((out / name).with_suffix(".png"))
             pages.append((name, r.user_id, r.business_id, r.business_name))
-            print(f"  {r.user_id} at {r.business_name or r.business_id}: {[p.photo_id for p in r.photos]} -> {r.text!r}")
+            photo_ids = [p.photo_id for p in r.photos]
+            print(f"  {r.user_id} at {r.business_name or r.business_id}: {photo_ids} -> {r.text!r}")
         atomic_write_text(out / "showcases.json", json.dumps(pages))
 
     steps("showcases", showcases)
@@ -340,4 +345,5 @@ def _print_summary(out: Path, models: Path) -> None:
         print("[demo] Table 2, text (% except NIST, a score):")
         print(f"  {'':<14}" + "".join(f"{h:>12}" for _, h, _, _ in present))
         for row, values in text.items():
-            print(f"  {row:<14}" + "".join(f"{values.get(k, float('nan')) * scale:>12.2f}" for k, _, _, scale in present))
+            print(f"  {row:<14}"
+                  + "".join(f"{values.get(k, float('nan')) * scale:>12.2f}" for k, _, _, scale in present))

@@ -119,7 +119,8 @@ def write_report(out: Path, descriptions: dict[str, str], larger: str) -> Path:
                           ("keyword_coverage.png", "Keyword coverage of the generated texts (Fig. 6b)")):
         src = _embed_png(out / "figures" / name)
         if src:
-            figures.append(f'<figure><img src="{src}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>')
+            figures.append(f'<figure><img src="{src}" alt="{esc(caption)}">'
+                           f'<figcaption>{esc(caption)}</figcaption></figure>')
     thumbs = []
     for page in pages:
         href, user, business = page[0], page[1], page[2]

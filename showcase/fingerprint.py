@@ -109,4 +109,5 @@ class _EncoderAsStore:
 
 def check_model_against_encoder(folder: str | Path, encoder: Any, allow: bool = False) -> None:
     """`check_encoder` for an exported model folder against a loaded `ClipEncoder` (e.g. `metrics --clip`)."""
-    check_encoder(model_fingerprint(folder), _EncoderAsStore(encoder), "this model", allow, Path(folder) / "config.json")
+    check_encoder(model_fingerprint(folder), _EncoderAsStore(encoder), "this model", allow,
+                  Path(folder) / "config.json")

@@ -15,10 +15,10 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model as load_safetensors, save_model
+from safetensors.torch import load_model as load_safetensors
+from safetensors.torch import save_model
 
 from showcase.errors import UserError
-
 from showcase.utils import atomic_write_text
 
 T = TypeVar("T", bound="PretrainedMixin")

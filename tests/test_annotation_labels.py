@@ -12,8 +12,19 @@ import pytest
 
 from annotation.agreement import agreement, agreement_from_files, cohen_kappa, fleiss_kappa
 from annotation.cli import main as annotate_main
-from annotation.labels import (NO, SKIP, YES, LabelFileLocked, LabelLog, PairKey, effective_labels, labeled_pairs,
-                               read_events, read_labels, read_pairs)
+from annotation.labels import (
+    NO,
+    SKIP,
+    YES,
+    LabelFileLocked,
+    LabelLog,
+    PairKey,
+    effective_labels,
+    labeled_pairs,
+    read_events,
+    read_labels,
+    read_pairs,
+)
 from showcase.distill.pairs import LabeledPair, aggregate_labels, write_pairs
 from showcase.distill.pairs import read_pairs as distill_read_pairs
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from annotation.cli import main as annotate_main
-from annotation.labels import NO, SKIP, YES, LabelLog, PairKey, effective_labels, read_events
+from annotation.labels import NO, SKIP, YES, LabelFileLocked, LabelLog, PairKey, effective_labels, read_events
 from annotation.server import AnnotationServer, open_session
 from showcase.distill.pairs import LabeledPair, write_pairs
 
@@ -82,7 +82,8 @@ def running(world):
 
 def test_api_labels_undo_resume(world, running):
     status, page, response = running.request("GET", "/")
-    assert status == 200 and b"/page.js" in page and "script-src 'self'" in response.getheader("Content-Security-Policy")
+    assert status == 200 and b"/page.js" in page
+    assert "script-src 'self'" in response.getheader("Content-Security-Policy")
     status, state, _ = running.request("GET", "/api/state")
     assert (status, state["done"], state["total"], state["can_undo"]) == (200, 0, 5, False)
     assert state["pair"]["index"] == 0 and state["pair"]["photo_url"] == "/photo/p0"
@@ -225,5 +226,5 @@ def test_page_in_headless_chromium(world, running, browser):
     assert [e.event for e in events] == ["label", "label", "skip", "undo", "label", "undo", "undo",
                                          "label", "label", "label", "skip"]
     assert effective_labels(events) == {PAIRS[0]: YES, PAIRS[1]: NO, PAIRS[2]: YES, PAIRS[3]: NO, PAIRS[4]: SKIP}
-    with pytest.raises(Exception):  # the server still holds the file
+    with pytest.raises(LabelFileLocked):  # the server still holds the file
         LabelLog.open(running.labels, "alice")

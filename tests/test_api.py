@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from showcase.api import Showcase, Showcaser, ShowcasePhoto, generate_showcase, generate_showcases
+from showcase.api import Showcase, ShowcasePhoto, Showcaser, generate_showcase, generate_showcases
 from showcase.cli import main
 
 
@@ -14,7 +14,8 @@ def showcaser(demo_dir):
 
 @pytest.fixture(scope="session")
 def known_pair(showcaser):
-    review = next(r for r in showcaser.dataset.split("test") if len(showcaser.dataset.business_photos(r.business_id)) > 3)
+    review = next(r for r in showcaser.dataset.split("test")
+                  if len(showcaser.dataset.business_photos(r.business_id)) > 3)
     return review.user_id, review.business_id
 
 
@@ -63,7 +64,8 @@ def test_cold_start_user_gets_group_showcase(showcaser, known_pair):
     _, business = known_pair
     result = showcaser.generate_showcase("a-user-never-seen", business)
     assert result.cold_start and any("cold start" in n for n in result.notes)
-    assert len(result.photos) == 3 and {p.photo_id for p in result.photos} <= set(showcaser.dataset.business_photos(business))
+    assert len(result.photos) == 3
+    assert {p.photo_id for p in result.photos} <= set(showcaser.dataset.business_photos(business))
     assert result.text.strip()
 
 
@@ -101,7 +103,8 @@ def test_page_in_headless_chromium(showcaser, known_pair, tmp_path, browser):
     browser.get(page.as_uri())
     images = browser.find_elements(By.CSS_SELECTOR, ".photos img.main")
     assert len(images) == 3
-    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images)
+    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+               for i in images)
     assert [f.get_attribute("data-photo-id") for f in browser.find_elements(By.CSS_SELECTOR, "figure")] == [
         p.photo_id for p in result.photos]
     assert browser.find_element(By.CSS_SELECTOR, ".text").text == result.text

@@ -9,11 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from reference_dataset import reference_prepare
 
 from showcase.data import ShowcaseDataset
 from showcase.data.prepare import prepare
 from showcase.errors import UserError
-from reference_dataset import reference_prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 

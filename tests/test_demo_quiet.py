@@ -12,7 +12,8 @@ from showcase.utils import quiet_lightning
 quiet_lightning()
 warnings.warn("LightningCLI's args parameter is intended to run from within Python like if it were ...")
 warnings.warn("The number of training batches (23) is smaller than the logging interval Trainer(log_every_n_steps=50).")
-warnings.warn("Starting from v1.9.0, `tensorboardX` has been removed as a dependency of the `lightning.pytorch` package")
+warnings.warn("Starting from v1.9.0, `tensorboardX` has been removed as a dependency of the "
+              "`lightning.pytorch` package")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").info("💡 Tip: try installing [litmodels](https://pypi.org)")
 warnings.warn("Found 2 module(s) in eval mode at the start of training. This may lead to unexpected behavior.")
 warnings.warn("The 'train_dataloader' does not have many workers which may be a bottleneck.")

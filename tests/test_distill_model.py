@@ -21,9 +21,9 @@ from showcase.distill import (
     visual_diversity,
     write_pairs,
 )
-from showcase.errors import UserError
 from showcase.distill.datamodule import PairFeatures
 from showcase.distill.scores import best_f1_threshold, f1_at, roc_auc
+from showcase.errors import UserError
 
 torch.set_num_threads(1)
 

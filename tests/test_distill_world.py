@@ -7,8 +7,7 @@ import torch
 
 from showcase.cli import main
 from showcase.data import ShowcaseDataset
-from showcase.distill import PairDataModule, load_classifier, pairs_from_world, read_pairs
-from showcase.distill import distillation
+from showcase.distill import PairDataModule, distillation, load_classifier, pairs_from_world, read_pairs
 from showcase.distill.pairs import review_sentences
 from showcase.distill.scores import f1_at, roc_auc
 

@@ -6,8 +6,8 @@ import random
 import re
 
 import pytest
-
 from conftest import REAL_DATA
+
 from showcase.data.world import ADJECTIVES, DISH_TEMPLATES, DISHES, FILLERS
 from showcase.generation.entities import EntitySwapper, FoodLexicon
 

@@ -4,7 +4,13 @@ import math
 import pytest
 import torch
 
-from showcase.generation.losses import ContrastiveHeads, LossConfig, contrastive_loss, masked_mean, personalization_weights
+from showcase.generation.losses import (
+    ContrastiveHeads,
+    LossConfig,
+    contrastive_loss,
+    masked_mean,
+    personalization_weights,
+)
 
 E = math.e
 S = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # cos(S_i, S_j) = [i == j]

@@ -45,7 +45,8 @@ def test_target_view_decides_whether_h_y_sees_the_photos(batch, view, monkeypatc
     module = _module(target_view=view)
     seen = []
     forward = module.heads.forward
-    monkeypatch.setattr(module.heads, "forward", lambda h_v, h_r, h_y, *a: seen.append(h_y) or forward(h_v, h_r, h_y, *a))
+    monkeypatch.setattr(module.heads, "forward",
+                        lambda h_v, h_r, h_y, *a: seen.append(h_y) or forward(h_v, h_r, h_y, *a))
     module.losses(batch)
     module.losses({**batch, "image_features": batch["image_features"] + 3.0})  # other photos, same texts
     if view == "text":
@@ -62,7 +63,7 @@ def test_pcl_weights_use_standardised_history(batch, monkeypatch):
         enc.set_feature_statistics(None, reviews)
         got = []
         monkeypatch.setattr("showcase.generation.losses.personalization_weights",
-                            lambda h, a: got.append(h) or personalization_weights(h, a))
+                            lambda h, a, got=got: got.append(h) or personalization_weights(h, a))
         module.losses(batch)
         feats = batch["review_features"]
         if features == "standardized":

@@ -75,10 +75,13 @@ def test_generator_names_the_pictured_dish(config, explained_dir, store_dir, wor
 
 def test_checkpoints_resume_exactly(explained_dir, store_dir, tmp_path):
     common = ["--trainer.limit_train_batches=3", "--trainer.limit_val_batches=1"]
-    _fit_only = lambda out, *a: main(["fit", "--config", "configs/generator_tiny.yaml", "--data.dataset",
-                                      str(explained_dir), "--data.store", str(store_dir),
-                                      f"--trainer.default_root_dir={out}", "--trainer.logger=false",
-                                      "--trainer.enable_progress_bar=false", *common, *a])
+
+    def _fit_only(out, *a):
+        return main(["fit", "--config", "configs/generator_tiny.yaml", "--data.dataset",
+                     str(explained_dir), "--data.store", str(store_dir),
+                     f"--trainer.default_root_dir={out}", "--trainer.logger=false",
+                     "--trainer.enable_progress_bar=false", *common, *a])
+
     assert _fit_only(tmp_path / "straight", "--trainer.max_epochs=2") == 0
     assert _fit_only(tmp_path / "broken", "--trainer.max_epochs=1") == 0
     assert _fit_only(tmp_path / "broken", "--trainer.max_epochs=2",

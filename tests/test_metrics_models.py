@@ -9,8 +9,19 @@ import torch.nn.functional as F
 
 from metrics import CLIPAlign, CLIPScore, DivAtK, F1AtK, PercentileRank, PrecisionAtK, RecallAtK, TopNAccuracy
 from metrics.cli import main
-from metrics.functional import (clip_align, clip_score, div_at_k, f1_at_k, keyword_coverage, length_distribution,
-                                percentile_rank, precision_at_k, recall_at_k, split_sentences, top_n_accuracy)
+from metrics.functional import (
+    clip_align,
+    clip_score,
+    div_at_k,
+    f1_at_k,
+    keyword_coverage,
+    length_distribution,
+    percentile_rank,
+    precision_at_k,
+    recall_at_k,
+    split_sentences,
+    top_n_accuracy,
+)
 
 D = 8
 

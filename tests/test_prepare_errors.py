@@ -1,4 +1,7 @@
-"""Every bad input to `prepare` raises one `UserError` naming the file and the line or record; the output is untouched."""
+"""Every bad input to `prepare` raises one `UserError` naming the file and the line or record.
+
+The output is untouched.
+"""
 import json
 import re
 from pathlib import Path

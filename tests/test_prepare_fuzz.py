@@ -13,7 +13,8 @@ from showcase.errors import UserError
 
 RUNS = 300
 SEED = int(os.environ.get("SHOWCASE_FUZZ_SEED", "1234"))  # explore other seeds by setting it
-VALUES = [None, True, False, 0, -1, 5, 2.5, 1e308, "", " ", "x" * 300, "caf\u00e9 \u2603", [], {}, [1, [2]], {"url": []},
+VALUES = [None, True, False, 0, -1, 5, 2.5, 1e308, "", " ", "x" * 300, "caf\u00e9 \u2603", [], {}, [1, [2]],
+          {"url": []},
           {"url": ["https://x/p/P1=w1"]}, ["P1", "P2"], [["r1", "text"]], [["r1"]], "../../etc/passwd", "P1.jpg"]
 FIELDS = ["review_id", "user_id", "business_id", "rating", "review_text", "pics", "history_reviews", "business_name"]
 

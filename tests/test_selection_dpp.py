@@ -20,7 +20,8 @@ def test_greedy_matches_naive_unbatched_on_hundreds_of_kernels():
     for trial in range(300):
         n = int(torch.randint(1, 13, (1,), generator=gen))
         k = int(torch.randint(1, n + 3, (1,), generator=gen))
-        kernel = random_kernel(n, gen) if trial % 2 else (lambda a: a @ a.T)(torch.randn(n, n + 1, generator=gen, dtype=torch.float64))
+        kernel = (random_kernel(n, gen) if trial % 2
+                  else (lambda a: a @ a.T)(torch.randn(n, n + 1, generator=gen, dtype=torch.float64)))
         fast, slow = greedy_map(kernel, k), greedy_map_naive(kernel, k)
         assert fast.shape == (k,)
         assert torch.equal(fast, slow), (trial, n, k, fast, slow)

@@ -4,10 +4,16 @@ import json
 import lightning as L
 import pytest
 import torch
-
 from selection_synthetic import make_world
+
 from showcase.selection import (
-    DPPSelector, DPPSelectorConfig, build_selector, collate_requests, load_selector, profile_features, select_photos,
+    DPPSelector,
+    DPPSelectorConfig,
+    build_selector,
+    collate_requests,
+    load_selector,
+    profile_features,
+    select_photos,
     tower_widths,
 )
 from showcase.selection.data import SelectionDataModule

@@ -20,7 +20,8 @@ FAST = ["--data.batch_size=64", "--trainer.enable_progress_bar=false", "--traine
 
 def run(command: str, config: str, dataset_dir, store_dir, root: Path, *extra: str) -> Path:
     """Run `showcase <command> --config configs/<config>.yaml` on the world; return its log dir."""
-    configs = ["--config", "configs/selector.yaml"] + (["--config", f"configs/{config}.yaml"] if config != "selector" else [])
+    configs = ["--config", "configs/selector.yaml"]
+    configs += ["--config", f"configs/{config}.yaml"] if config != "selector" else []
     args = [command, *configs, "--data.dataset", str(dataset_dir),
             "--data.store", str(store_dir), "--trainer.default_root_dir", str(root), *FAST, *extra]
     assert main(args) == 0

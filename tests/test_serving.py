@@ -1,4 +1,7 @@
-"""Serving joins: bounded selection equals the exact one on small pools, encoder fingerprints, resume, the input layer."""
+"""Serving joins: bounded selection equals the exact one on small pools.
+
+Also encoder fingerprints, resume, the input layer.
+"""
 import json
 
 import pytest

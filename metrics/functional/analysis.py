@@ -69,7 +69,7 @@ def keyword_coverage(preds: Sequence[str], refs: Sequence[Refs], pos: Sequence[s
     ref_docs = iter(nlp.pipe(flat, batch_size=256))
     covered = {p: 0 for p in pos}
     total = {p: 0 for p in pos}
-    for pred, group, pred_doc in zip(preds, groups, nlp.pipe(list(preds), batch_size=256)):
+    for _pred, group, pred_doc in zip(preds, groups, nlp.pipe(list(preds), batch_size=256)):
         words = {t.lower_ for t in pred_doc}
         keywords = {p: set() for p in pos}
         for _ in group:

@@ -12,7 +12,8 @@ import io
 from pathlib import Path
 
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #1d1d1f; background: #fafafa; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #1d1d1f;
+       background: #fafafa; }
 .card { max-width: %(width)spx; background: #fff; border: 1px solid #e3e3e3; border-radius: 14px;
         padding: 1.1rem 1.4rem 1.3rem; box-shadow: 0 2px 10px rgba(0,0,0,.06); }
 h1 { font-size: 1.45rem; margin: 0 0 .15rem; } .meta { color: #666; font-size: .85rem; margin: 0 0 .8rem; }
@@ -60,7 +61,8 @@ def card_fragment(showcase, thumbnail: int = 220, photo_src=None) -> str:
     for i, photo in enumerate(showcase.photos, 1):
         src = src_of(photo.photo_id, photo.path, thumbnail)
         image = (f'<img class="main" src="{src}" alt="photo {i}: {esc(photo.photo_id)}" width="{thumbnail}" '
-                 f'height="{thumbnail}">' if src else f'<div class="missing">photo {esc(photo.photo_id)} unavailable</div>')
+                 f'height="{thumbnail}">' if src
+                 else f'<div class="missing">photo {esc(photo.photo_id)} unavailable</div>')
         caption = [f'<span class="badge">{i}</span>']
         reason = explanation.for_photo(photo.photo_id) if explanation is not None else None
         if reason is not None and reason.rank is not None:
@@ -137,7 +139,9 @@ def _data_uri(path: Path | None, size: int | None = None) -> str | None:
 def _font(size: int, bold: bool = False):
     from PIL import ImageFont
 
-    for name in (("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf") if bold else ("DejaVuSans.ttf", "LiberationSans-Regular.ttf")):
+    names = (("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf") if bold
+             else ("DejaVuSans.ttf", "LiberationSans-Regular.ttf"))
+    for name in names:
         try:
             return ImageFont.truetype(name, size)
         except OSError:

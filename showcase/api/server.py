@@ -33,7 +33,8 @@ MAX_K = 10
 MAX_RESULTS = 20
 MAX_WAITING = 8
 MAX_QUERY = 200
-_STATIC = {"/": ("viewer.html", "text/html; charset=utf-8"), "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
+_STATIC = {"/": ("viewer.html", "text/html; charset=utf-8"),
+           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
            "/viewer.css": ("viewer.css", "text/css; charset=utf-8")}
 _CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'"
 

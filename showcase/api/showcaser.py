@@ -14,10 +14,17 @@ from showcase.api.result import Showcase, ShowcasePhoto
 from showcase.data import ShowcaseDataset
 from showcase.data.sentences import split_sentences
 from showcase.errors import UserError
-from showcase.pretrained import read_json_file
 from showcase.inputs import (
-    FeatureLookup, InputLimits, Request, generator_photos, limit_history, pad_rows, resolve_request, user_history,
+    FeatureLookup,
+    InputLimits,
+    Request,
+    generator_photos,
+    limit_history,
+    pad_rows,
+    resolve_request,
+    user_history,
 )
+from showcase.pretrained import read_json_file
 from showcase.selection.inference import MAX_CANDIDATES, group_relevance, select_by_quality, select_photos
 from showcase.utils import atomic_write_text
 

@@ -11,7 +11,8 @@ from showcase.data.world import SIZES, generate_world
 def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder to write filter_all_t.json, photos/ and world.json")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator: same seed, same world (default 0)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small", help="small: 150 users, 40 businesses; medium: 450 users, 100 businesses")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="small: 150 users, 40 businesses; medium: 450 users, 100 businesses")
 
 
 def run_world(args: argparse.Namespace) -> int:

@@ -11,8 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from showcase.data.database import (FILE_NAME, HISTORY_USER, META_NAME, DatasetWriter, connect_readonly, read_meta,
-                                    update_meta)
+from showcase.data.database import (
+    FILE_NAME,
+    HISTORY_USER,
+    META_NAME,
+    DatasetWriter,
+    connect_readonly,
+    read_meta,
+    update_meta,
+)
 from showcase.data.records import SPLITS, HistoryItem, Review, UserProfile
 from showcase.errors import UserError
 
@@ -215,7 +222,8 @@ class ShowcaseDataset:
 
     def has_user(self, user_id: str) -> bool:
         """Whether the user wrote a review in the dataset (one indexed lookup)."""
-        return self._conn().execute("SELECT 1 FROM reviews WHERE user_id = ? LIMIT 1", (user_id,)).fetchone() is not None
+        row = self._conn().execute("SELECT 1 FROM reviews WHERE user_id = ? LIMIT 1", (user_id,)).fetchone()
+        return row is not None
 
     def _check_business(self, business_id: str) -> None:
         if not self.has_business(business_id):

@@ -203,7 +203,10 @@ def iter_filter_all_t(path: str | Path) -> Iterator[RawReview]:
             for prefix, event, value in ijson.parse(reader, use_float=True):
                 if builder is not None:
                     builder.event(event, value)
-                    depth += 1 if event in ("start_map", "start_array") else -1 if event in ("end_map", "end_array") else 0
+                    if event in ("start_map", "start_array"):
+                        depth += 1
+                    elif event in ("end_map", "end_array"):
+                        depth -= 1
                     if depth == 0:
                         yield parse_record(builder.value, f"{path}: record {current}", split, count[split] - 1)
                         builder = None

@@ -53,7 +53,8 @@ class FilterReport:
             self.dropped[reason] += n
 
 
-def split_by_user(user_ids: list[str], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, str]:
+def split_by_user(user_ids: list[str], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                  seed: int = 0) -> dict[str, str]:
     """Assign each user to one split (train/val/test) at random with the given ratios; deterministic per seed."""
     if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
         raise ValueError(f"ratios must be three non-negative numbers, got {ratios}")
@@ -160,7 +161,8 @@ def _assign_splits(db: sqlite3.Connection, keep_split: bool, ratios: tuple[float
 
     Returns whether the file's split was kept.
     """
-    missing = db.execute("SELECT 1 FROM raw r JOIN users USING(user_id) WHERE r.kept AND r.split IS NULL LIMIT 1").fetchone()
+    missing = db.execute("SELECT 1 FROM raw r JOIN users USING(user_id) "
+                         "WHERE r.kept AND r.split IS NULL LIMIT 1").fetchone()
     if keep_split and missing is None:
         return True
     assignment = split_by_user([u for (u,) in db.execute("SELECT user_id FROM users")], ratios, seed)

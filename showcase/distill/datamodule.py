@@ -120,7 +120,8 @@ class PairDataModule(SplitDataModule):
             labels = torch.tensor([float(p.label) for p in present])
             self.splits[name] = PairFeatures(text, image_rows, labels)
         if missing:
-            warnings.warn(f"{missing} labelled pairs skipped: their photo is not in the feature store")
+            warnings.warn(f"{missing} labelled pairs skipped: their photo is not in the feature store",
+                          stacklevel=2)
         self.stats = {
             "pairs": {k: len(v) for k, v in self.splits.items()},
             "positives": {k: int(v.labels.sum()) for k, v in self.splits.items()},

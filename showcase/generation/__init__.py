@@ -4,8 +4,13 @@ Plain modules live here; the Lightning wrapper is `showcase.generation.module.Ge
 `showcase.generation.data.GeneratorDataModule` (imported on demand: they pull in Lightning).
 """
 from showcase.generation.entities import EntitySwapper, load_spacy
-from showcase.generation.losses import (ContrastiveHeads, LossConfig, contrastive_loss, masked_mean,
-                                        personalization_weights)
+from showcase.generation.losses import (
+                                        ContrastiveHeads,
+                                        LossConfig,
+                                        contrastive_loss,
+                                        masked_mean,
+                                        personalization_weights,
+)
 from showcase.generation.model import ExplanationGenerator, GeneratorConfig, MultimodalEncoder
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
 

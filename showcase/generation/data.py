@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import Review, ShowcaseDataset
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.generation.entities import EntitySwapper
 from showcase.generation.tokenizer import encode_targets, load_tokenizer
 from showcase.inputs import FeatureLookup, InputLimits, generator_photos, limit_history, pad_rows

@@ -145,8 +145,9 @@ def _runs(doc, lexicon: FoodLexicon):
         while run and run[-1].pos_ == "ADJ" and not (  # "was delicious": an adjective ends no dish ...
                 len(run) > 1 and f"{run[-2].text} {run[-1].text}".lower() in MODERN_DISHES):  # ... but "pad thai"
             run.pop()
-        while len(run) > 1 and run[0].pos_ == "ADJ" and not lexicon.is_food(run[0].text) and not (
-                f"{run[0].text} {run[1].text}".lower() in MODERN_DISHES):  # "good pizza": the opinion stays
+        # "good pizza": the opinion stays
+        while (len(run) > 1 and run[0].pos_ == "ADJ" and not lexicon.is_food(run[0].text)
+               and f"{run[0].text} {run[1].text}".lower() not in MODERN_DISHES):
             run.pop(0)
         if run:
             yield run

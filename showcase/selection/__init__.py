@@ -7,8 +7,19 @@ the inference entry point used by the API.
 from showcase.selection.dpp import build_kernel, dpp_log_likelihood, greedy_map
 from showcase.selection.inference import Selection, select_photos
 from showcase.selection.models import (
-    AuthorshipConfig, AuthorshipSelector, CentroidConfig, CentroidSelector, DPPSelector, DPPSelectorConfig, FeatureNorm,
-    RandomConfig, RandomSelector, Selector, build_selector, load_selector, tower_widths,
+    AuthorshipConfig,
+    AuthorshipSelector,
+    CentroidConfig,
+    CentroidSelector,
+    DPPSelector,
+    DPPSelectorConfig,
+    FeatureNorm,
+    RandomConfig,
+    RandomSelector,
+    Selector,
+    build_selector,
+    load_selector,
+    tower_widths,
 )
 from showcase.selection.profile import SelectionBatch, collate_requests, profile_features
 

@@ -14,8 +14,8 @@ from typing import Protocol, Sequence
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.data.records import ShowcaseDataset
+from showcase.datamodule import EpochSampler, SplitDataModule
 from showcase.inputs import FeatureLookup, InputLimits, limit_history
 from showcase.selection.profile import SelectionBatch, collate_requests
 

@@ -17,9 +17,9 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from metrics.ranking import DivAtK, F1AtK, PercentileRank, PrecisionAtK, RecallAtK, TopNAccuracy
+from showcase.pretrained import training_extras
 from showcase.selection.models import SELECTORS, Selector, build_selector
 from showcase.selection.profile import SelectionBatch
-from showcase.pretrained import training_extras
 from showcase.utils import atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from showcase.errors import UserError
+from showcase.errors import UserError, positive_int
 from showcase.utils import atomic_write_text, read_jsonl
 
 PART = ".part-"
@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="JSON lines, one showcase per pair in input order")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per batch (default 64)")
     parser.add_argument("--devices", type=int, default=1, help="processes (CPU) or GPUs to share the pairs")
-    parser.add_argument("--k", type=int, default=3, help="photos per showcase")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--k", type=positive_int, default=3, help="photos per showcase (a whole number >= 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (cold-start reviewer sample, random selectors)")
     parser.add_argument("--allow-encoder-mismatch", action="store_true",
                         help="use the pipeline even if its store's encoder differs from the models'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per batch (default 64)")
     parser.add_argument("--devices", type=int, default=1, help="processes (CPU) or GPUs to share the pairs")
     parser.add_argument("--k", type=positive_int, default=3, help="photos per showcase (a whole number >= 1)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (cold-start reviewer sample, random selectors)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (cold-start reviewer sample, random selectors)")
     parser.add_argument("--allow-encoder-mismatch", action="store_true",
                         help="use the pipeline even if its store's encoder differs from the models'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -80,6 +80,9 @@ def run_lightning(args: list[str]) -> int:
     args = [a for a in args if a != OVERRIDE_FLAG]
 
     class ShowcaseCLI(LightningCLI):
+        def before_instantiate_classes(self) -> None:
+            check_data_paths(self.config.get(self.subcommand, self.config))
+
         def before_fit(self) -> None:
             self.trainer.callbacks.extend([ResumeState(), LastCheckpoint()])
             ckpt = self.config_init["fit"].get("ckpt_path")
@@ -149,6 +152,26 @@ class _Fingerprinted:
 
     def __init__(self, fingerprint: dict, datamodule) -> None:
         self.fingerprint, self.folder = fingerprint, getattr(datamodule, "hparams", {}).get("store", "")
+
+
+DATA_PATHS = {"dataset": "a dataset folder (showcase prepare)", "store": "a feature store folder (showcase features)",
+              "labels": "a label file (showcase annotate)", "world": "a test world folder (showcase world)"}
+
+
+def check_data_paths(config) -> None:
+    """Refuse a missing `--data.dataset/store/labels/world` before anything is built or written (no empty log
+    folder is left behind)."""
+    from showcase.errors import UserError
+
+    data = config.get("data") if hasattr(config, "get") else None
+    init_args = data.get("init_args") if hasattr(data, "get") else None
+    if not hasattr(init_args, "get"):
+        return
+    for key, what in DATA_PATHS.items():
+        values = init_args.get(key)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and value and not Path(value).exists():
+                raise UserError(f"not found: --data.{key} must be {what}", path=value)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from showcase.pretrained import read_json_file
 from showcase.selection.inference import MAX_CANDIDATES, group_relevance, select_by_quality, select_photos
 from showcase.utils import atomic_write_text
 
+POOL_BATCH_PHOTOS = 4096  # padded pool photos per batch of warm requests (a batch pads to its largest pool)
 MAX_REVIEWERS = 100  # reviewers in a cold-start group ranking (a seeded sample when a business has more)
 
 PIPELINE_FILE = "pipeline.json"
@@ -166,13 +167,13 @@ class Showcaser:
         pools = self._features(candidates, texts=False)
         out: list[tuple[list[str], list[float]] | None] = [None] * len(requests)
         warm = [i for i, r in enumerate(requests) if not r.cold_start and candidates[i]]
-        if warm:
-            histories = [requests[i].history(self.selector_limits) for i in warm]
+        for group in padding_bounded_groups(warm, [len(candidates[i]) for i in warm]):
+            histories = [requests[i].history(self.selector_limits) for i in group]
             selection = select_photos(
                 self.selector, self._features([h.texts for h in histories], True),
-                self._features([h.photos for h in histories], False), [pools[i] for i in warm], k=k,
-                user_ids=[requests[i].user_id for i in warm], max_candidates=self.max_candidates)
-            for row, i in enumerate(warm):
+                self._features([h.photos for h in histories], False), [pools[i] for i in group], k=k,
+                user_ids=[requests[i].user_id for i in group], max_candidates=self.max_candidates)
+            for row, i in enumerate(group):
                 relevance = selection.relevance[row, : len(candidates[i])]
                 chosen = [j for j in selection.indices[row].tolist() if j >= 0]
                 out[i] = self._chosen(requests[i], candidates[i], relevance, chosen)
@@ -271,6 +272,19 @@ class Showcaser:
         except ValueError:
             return None
         return path if path.is_file() else None
+
+
+def padding_bounded_groups(items: list[int], sizes: list[int], budget: int = POOL_BATCH_PHOTOS) -> list[list[int]]:
+    """Split `items` into batches of similar pool size whose padded size (rows x largest pool) stays within
+    `budget` photos, so one request with a huge pool never makes a whole batch pad to it."""
+    order = sorted(range(len(items)), key=lambda j: sizes[j])
+    groups: list[list[int]] = []
+    for j in order:
+        if groups and max(sizes[j], 1) * (len(groups[-1]) + 1) <= budget:
+            groups[-1].append(items[j])
+        else:
+            groups.append([items[j]])
+    return groups
 
 
 @lru_cache(maxsize=4)

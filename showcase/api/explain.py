@@ -190,11 +190,9 @@ class Explainer:
         return self._store.image_features(photo_ids).float()
 
     def _photo_path(self, photo_id: str) -> Path | None:
-        try:
-            path = self._dataset.photo_path(photo_id)
-        except ValueError:
-            return None
-        return path if path.is_file() else None
+        from showcase.api.showcaser import existing_photo_path
+
+        return existing_photo_path(self._dataset, photo_id)
 
     # --- the three parts --------------------------------------------------------------------------------------
     def _history(self, user_id: str, business_id: str):

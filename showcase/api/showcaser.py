@@ -267,11 +267,16 @@ class Showcaser:
                                        photos=None if photos is None else [photos])[0]
 
     def _photo_path(self, photo_id: str) -> Path | None:
-        try:
-            path = self.dataset.photo_path(photo_id)
-        except ValueError:
-            return None
-        return path if path.is_file() else None
+        return existing_photo_path(self.dataset, photo_id)
+
+
+def existing_photo_path(dataset, photo_id: str) -> Path | None:
+    """The photo's file when the dataset has a photo folder and the file is there, else None."""
+    try:
+        path = dataset.photo_path(photo_id)
+    except ValueError:
+        return None
+    return path if path.is_file() else None
 
 
 def padding_bounded_groups(items: list[int], sizes: list[int], budget: int = POOL_BATCH_PHOTOS) -> list[list[int]]:

@@ -161,5 +161,8 @@ def test_shared_pool_scores_equal_scores_with_the_pool_repeated():
         shared = selector.shared_pool_scores(collate_requests(texts, images, [pool[:0]] * users), pool)
         assert torch.allclose(shared, expected, rtol=1e-5, atol=1e-6)
         assert torch.allclose(group_relevance(selector, texts, images, pool), expected.sum(0), rtol=1e-5)
-    selector.config.top_w = 2  # the profile depends on the pool: no shared path
+    selector.config.top_w = 2  # the profile depends on the pool: no shared path, group_relevance falls back
     assert selector.shared_pool_scores(repeated, pool) is None
+    with torch.no_grad():
+        assert torch.allclose(group_relevance(selector, texts, images, pool), selector.scores(repeated).sum(0),
+                              rtol=1e-5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -122,8 +122,9 @@ def group_relevance(selector: Selector, reviewer_texts: Sequence[Tensor], review
                     pool_features: Tensor, user_ids: Sequence[str] | None = None) -> Tensor:
     """ELVis's group ranking φ(S, f) = Σ_u Pr(u, f): the selector's relevance summed over reviewers, `(P,)`.
 
-    Reviewers are scored in chunks of about `CHUNK_ELEMENTS` reviewer x photo x dim elements, so memory stays
-    O(chunk · P · d) whatever the number of reviewers; no DPP kernel is built.
+    A selector with `shared_pool_scores` (the DPP) runs its towers once per reviewer and once per photo, in chunks of
+    `CHUNK_REVIEWERS` reviewers; any other is scored with the pool repeated, in chunks of about `CHUNK_ELEMENTS`
+    reviewer x photo x dim elements. Memory stays bounded whatever the number of reviewers; no DPP kernel is built.
     """
     P, d = pool_features.shape
     total = torch.zeros(P)
@@ -132,29 +133,28 @@ def group_relevance(selector: Selector, reviewer_texts: Sequence[Tensor], review
     device = next(iter(selector.parameters()), torch.empty(0)).device
     chunk = max(1, CHUNK_ELEMENTS // max(P * d, 1))
     ids = list(user_ids) if user_ids is not None else [""] * len(reviewer_texts)
+    n = len(reviewer_texts)
+
+    def batches(size: int, pools: Sequence[Tensor]) -> Iterator[SelectionBatch]:
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop], pools[start:stop],
+                                     user_ids=ids[start:stop])
+            yield {key: v.to(device) if isinstance(v, Tensor) else v for key, v in batch.items()}
+
     was_training = selector.training
     selector.eval()
     try:
         shared = getattr(selector, "shared_pool_scores", None)
         if shared is not None:  # towers run once per reviewer and once per photo: no (R, P, d) at all
-            pool, empty = pool_features.to(device), [pool_features[:0]] * len(reviewer_texts)
-            for start in range(0, len(reviewer_texts), CHUNK_REVIEWERS):
-                stop = min(start + CHUNK_REVIEWERS, len(reviewer_texts))
-                batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop], empty[start:stop],
-                                         user_ids=ids[start:stop])
-                batch = {key: v.to(device) if isinstance(v, Tensor) else v for key, v in batch.items()}
-                scores = shared(batch, pool)  # (chunk, P) or None
-                if scores is None:
-                    break
-                total += scores.float().sum(0).cpu()
-            else:
+            pool, chunks = pool_features.to(device), batches(CHUNK_REVIEWERS, [pool_features[:0]] * n)
+            first = shared(next(chunks), pool)  # (chunk, P), or None when this selector cannot share a pool
+            if first is not None:
+                total += first.float().sum(0).cpu()
+                for batch in chunks:
+                    total += shared(batch, pool).float().sum(0).cpu()
                 return total
-            total.zero_()
-        for start in range(0, len(reviewer_texts), chunk):
-            stop = min(start + chunk, len(reviewer_texts))
-            batch = collate_requests(reviewer_texts[start:stop], reviewer_images[start:stop],
-                                     [pool_features] * (stop - start), user_ids=ids[start:stop])
-            batch = {key: v.to(device) if isinstance(v, Tensor) else v for key, v in batch.items()}
+        for batch in batches(chunk, [pool_features] * n):
             total += selector.scores(batch).float().sum(0).cpu()  # (P,)
     finally:
         selector.train(was_training)

@@ -240,8 +240,10 @@ def test_predict_on_two_gloo_processes_merges_in_input_order(demo_dir, showcaser
 
 def test_predict_names_the_bad_line(demo_dir, tmp_path, user_error):
     (tmp_path / "pairs.jsonl").write_text('{"user_id": "U1", "business_id": "B1"}\n{"user_id": "U1"}\n')
-    user_error(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
-                "--output", str(tmp_path / "out.jsonl")], r"pairs.jsonl:2: missing or non-string business_id")
+    line = user_error(["predict", "--pipeline", str(demo_dir / "pipeline"), "--pairs", str(tmp_path / "pairs.jsonl"),
+                       "--output", str(tmp_path / "out.jsonl")], r"pairs.jsonl:2: missing or non-string business_id")
+    assert line.startswith("showcase predict: error: ")
+    assert not (tmp_path / "out.jsonl").exists()  # nothing written for a bad pairs file
 
 
 def test_distill_and_metrics_refuse_another_encoder(demo_dir, tmp_path, user_error):

@@ -139,8 +139,10 @@ def test_resume_from_last_gives_the_weights_of_an_unbroken_run(dataset_dir, stor
 
 
 def test_last_without_an_earlier_run_is_one_clear_error(dataset_dir, store_dir, tmp_path, user_error):
-    user_error(["fit", "--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir), "--data.store",
-                str(store_dir), "--ckpt_path", "last", *_logger(tmp_path)], "no last.ckpt")
+    line = user_error(["fit", "--config", "configs/selector.yaml", "--data.dataset", str(dataset_dir),
+                       "--data.store", str(store_dir), "--ckpt_path", "last", *_logger(tmp_path)], "no last.ckpt")
+    assert line.startswith("showcase fit: error: ")
+    assert not list(tmp_path.rglob("*.ckpt"))  # it refused before training anything
 
 
 # --- DDP: test predictions gathered in input order -------------------------------------------------------------------

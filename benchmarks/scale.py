@@ -231,11 +231,13 @@ class _HashTextEncoder:
         self.dim = dim
 
     def encode_texts(self, texts):
+        import zlib
+
         import torch
 
         rows = []
         for text in texts:
-            g = torch.Generator().manual_seed(hash(text) % 2**31)
+            g = torch.Generator().manual_seed(zlib.crc32(text.encode("utf-8", "surrogatepass")))
             rows.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
         return torch.stack(rows) if rows else torch.zeros(0, self.dim)
 

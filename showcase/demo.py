@@ -120,6 +120,13 @@ def _logger_args(root: Path, name: str, version: str = "run") -> list[str]:
             f"--trainer.logger.init_args.name={name}", f"--trainer.logger.init_args.version={version}"]
 
 
+def _run_args(configs: list[Path], root: Path, name: str, data_args: list[str]) -> list[str]:
+    """What every demo `fit`/`test` shares: the configs, the data, `<root>/<name>` as output, a quiet trainer."""
+    return [*(arg for config in configs for arg in ("--config", str(config))), *data_args,
+            f"--trainer.default_root_dir={root / name}",
+            f"--trainer.enable_progress_bar={str(sys.stdout.isatty()).lower()}", "--trainer.enable_model_summary=false"]
+
+
 def train(config: Path, root: Path, name: str, data_args: list[str], epochs: int | None) -> Path:
     """`showcase fit` (logs in `<root>/<name>/run`) then `showcase test` (logs in `<root>/<name>/test`, so each keeps
     its own `metrics.csv`) of one config; resumes from `last.ckpt`. Returns the fit's run folder.
@@ -130,9 +137,7 @@ def train(config: Path, root: Path, name: str, data_args: list[str], epochs: int
     from showcase.cli import main
 
     run_dir = root / name / "run"
-    common = ["--config", str(config), *data_args, f"--trainer.default_root_dir={root / name}",
-              f"--trainer.enable_progress_bar={str(sys.stdout.isatty()).lower()}",
-              "--trainer.enable_model_summary=false"]
+    common = _run_args([config], root, name, data_args)
     if epochs is not None:
         common += [f"--trainer.max_epochs={epochs}"]
     fit = ["fit", *common, *_logger_args(root, name)]
@@ -231,11 +236,8 @@ def run(args: argparse.Namespace) -> int:
         rows = {}
         for row, config in (("random", "selector_random"), ("centroid (ELVis)", "selector_centroid")):
             name = f"baseline-{config.split('_', 1)[1]}"
-            common = ["--config", str(configs / "selector.yaml"), "--config", str(configs / f"{config}.yaml"), *data,
-                      *_logger_args(models, name), f"--trainer.default_root_dir={models / name}",
-                      "--trainer.enable_progress_bar=false",
-                      "--trainer.enable_model_summary=false"]
-            _check(main(["test", *common]), f"showcase test {config}")
+            common = _run_args([configs / "selector.yaml", configs / f"{config}.yaml"], models, name, data)
+            _check(main(["test", *common, *_logger_args(models, name)]), f"showcase test {config}")
             rows[row] = _metrics_of(models / name / "run")
         rows["img+text DPP (ours)"] = _metrics_of(models / "selector" / "test")
         atomic_write_text(out / "selection_rows.json", json.dumps(rows, indent=2))

@@ -5,11 +5,13 @@
     python benchmarks/ablation.py --rows ce,pc2l --seeds 0,1,2   # a subset; finished runs are reused
 
 Rows: Table 4's five (ce, cl_cl, ccl_cl, cl_pcl, pc2l), Table 2's inputs (img, text; img+text is pc2l) and
-pc2l_token (PC²L with CE averaged per token instead of summed per sequence: the λ-against-CE ablation).
+pc2l_token (PC²L with CE averaged per token instead of summed per sequence: the λ-against-CE ablation) and pc2l_raw
+(Eq. 10 on raw instead of standardised history features).
 
-The data is the demo's (`showcase demo` steps world → prepare → features → labels → classifier Φ → distill, seed 0,
-size small): every row trains `configs/generator_tiny.yaml` + its overlay on the distilled dataset for the same
-epochs, is tested on the test split (beam search, best val-CE checkpoint) and scored with BLEU-1/4, Distinct-1/2,
+The data is the demo's (`showcase demo` steps world → prepare → features → labels → classifier Φ → distill →
+tokenizer, seed 0, size small; the generator uses the demo's world tokenizer, not GPT-2's 50k vocabulary): every
+row trains `configs/generator_tiny.yaml` + its overlay on the distilled dataset for the same epochs, is tested on the
+test split (beam search, best val-CE checkpoint) and scored with BLEU-1/4, Distinct-1/2,
 CLIP-Align (Φ), CLIP-Score, and "names a pictured dish": the share of explanations naming the dish of one of their
 input photos, with its chance level (the same texts paired with shuffled photos). Table rows print mean ± std
 (population std over seeds) in percent. Every run writes `OUT/<row>/seed<k>/result.json`; a rerun skips finished runs
@@ -42,6 +44,7 @@ ROWS = {
     "cl_pcl": ("img CL + PCL", ["generator_cl_pcl.yaml"]),
     "pc2l": ("PC²L (img+text)", ["generator_pc2l.yaml"]),
     "pc2l_token": ("PC²L, CE per token", ["generator_pc2l_token.yaml"]),
+    "pc2l_raw": ("PC²L, raw history features", ["generator_pc2l_raw.yaml"]),
     "img": ("PC²L, img only", ["generator_img.yaml"]),
     "text": ("PC²L, text only", ["generator_text.yaml"]),
     "pc2l_before": ("PC²L, issue-12 readings", ["generator_pc2l_before.yaml"]),
@@ -54,29 +57,31 @@ COLUMNS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("distinct1", "Dist-1"), ("
 def prepare_data(out: Path) -> dict[str, Path]:
     """The demo's first steps (each run once, markers in `out/.steps`): world, dataset, store, Φ, distilled data."""
     from showcase.cli import main
-    from showcase.demo import Steps, _check, train
+    from showcase.demo import Steps, _check, train, train_world_tokenizer
 
     configs = ROOT / "configs"
     steps = Steps(out)
     world, dataset, store = out / "world", out / "dataset", out / "store"
     labels, distilled, models = out / "labels.jsonl", out / "dataset-s2", out / "models"
-    steps("world", "render the test world", lambda: _check(
+    steps("world", lambda: _check(
         main(["world", "--output", str(world), "--seed", "0", "--size", "small"]), "world"))
-    steps("prepare", "filter and split", lambda: _check(main([
+    steps("prepare", lambda: _check(main([
         "prepare", "--input", str(world / "filter_all_t.json"), "--photos", str(world / "photos"),
         "--output", str(dataset)]), "prepare"))
-    steps("features", "tiny-CLIP features", lambda: _check(main([
+    steps("features", lambda: _check(main([
         "features", "--dataset", str(dataset), "--model", "showcase-tiny", "--output", str(store)]), "features"))
-    steps("labels", "sentence-photo labels", lambda: _check(main([
+    steps("labels", lambda: _check(main([
         "pairs", "--world", str(world), "--dataset", str(dataset), "--output", str(labels)]), "pairs"))
-    steps("classifier", "classifier Φ", lambda: train(
+    steps("classifier", lambda: train(
         configs / "classifier.yaml", models, "classifier",
-        ["--data.dataset", str(dataset), "--data.store", str(store), "--data.labels", str(labels)], False))
+        ["--data.dataset", str(dataset), "--data.store", str(store), "--data.labels", str(labels)], None))
     classifier = models / "classifier" / "run" / "model"
-    steps("distill", "distilled explanations", lambda: _check(main([
+    steps("distill", lambda: _check(main([
         "distill", "--dataset", str(dataset), "--store", str(store), "--classifier", str(classifier),
         "--output", str(distilled)]), "distill"))
-    return {"world": world, "store": store, "classifier": classifier, "distilled": distilled}
+    tokenizer = out / "tokenizer"
+    steps("tokenizer", lambda: train_world_tokenizer(distilled, tokenizer))
+    return {"world": world, "store": store, "classifier": classifier, "distilled": distilled, "tokenizer": tokenizer}
 
 
 def dish_hits(preds: list[dict], photo_dish: dict[str, str], order: list[int] | None = None) -> float:
@@ -113,7 +118,10 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
     except FileExistsError:
         return None
     configs = [a for c in ["generator_tiny.yaml", *ROWS[row][1]] for a in ("--config", str(ROOT / "configs" / c))]
+    vocabulary = len(json.loads((data["tokenizer"] / "vocab.json").read_text(encoding="utf-8")))
     common = [*configs, "--data.dataset", str(data["distilled"]), "--data.store", str(data["store"]),
+              "--data.tokenizer", str(data["tokenizer"]), f"--model.init_args.generator.tokenizer={data['tokenizer']}",
+              f"--model.init_args.generator.vocab_size={vocabulary}",
               f"--trainer.default_root_dir={folder}", "--trainer.enable_progress_bar=false",
               "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
               f"--trainer.logger.init_args.save_dir={folder}", "--trainer.logger.init_args.name=log",
@@ -151,28 +159,34 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
 def _datamodule(data: dict[str, Path], **kwargs):
     from showcase.generation.data import GeneratorDataModule
 
-    dm = GeneratorDataModule(dataset=str(data["distilled"]), store=str(data["store"]), **kwargs)
+    dm = GeneratorDataModule(dataset=str(data["distilled"]), store=str(data["store"]), tokenizer=str(data["tokenizer"]),
+                             **kwargs)
     dm.setup("test")
     return dm
 
 
 def probe_figures(run_dir: Path, data: dict[str, Path]) -> dict[str, float]:
-    """`image_text_probe` of a run's best checkpoint over the test split (batches of 16; {} without image loss)."""
+    """`image_text_probe` of a run's best checkpoint over the test split (batches of 16; only with an image loss),
+    and the 5/50/95 % quantiles of Eq. 10's weights over its first batch (only with PCL)."""
     import inspect
 
     import torch
 
     from showcase.generation.module import GeneratorModule
-    from showcase.generation.probe import image_text_probe
+    from showcase.generation.probe import image_text_probe, pcl_weight_quantiles
 
     best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
     ckpt = torch.load(best[0], map_location="cpu", weights_only=False)
-    hp = ckpt["hyper_parameters"]  # built by hand: `load_from_checkpoint` calls configure_model without a trainer
+    hp = ckpt["hyper_parameters"]
     module = GeneratorModule(**{k: hp[k] for k in inspect.signature(GeneratorModule).parameters if k in hp})
     module.load_state_dict(ckpt["state_dict"])
-    if module.heads.phi_v is None:
-        return {}
     dm = _datamodule(data, batch_size=16, entity_swap=False)
+    figures: dict[str, float] = {}
+    if module.loss_config.text_loss == "pcl":
+        first = next(iter(dm.test_dataloader()))
+        figures.update({f"pcl_weight_{k}": v for k, v in pcl_weight_quantiles(module, first).items()})
+    if module.heads.phi_v is None:
+        return figures
     sums, n = {"own_text": 0.0, "own_images": 0.0, "chance": 0.0}, 0
     with torch.no_grad():
         for i, batch in enumerate(dm.test_dataloader()):
@@ -181,7 +195,7 @@ def probe_figures(run_dir: Path, data: dict[str, Path]) -> dict[str, float]:
             for k, v in image_text_probe(module, batch, seed=i).items():
                 sums[k] += v * len(batch["ids"])
             n += len(batch["ids"])
-    return {f"probe_{k}": 100 * v / max(n, 1) for k, v in sums.items()}
+    return {**figures, **{f"probe_{k}": 100 * v / max(n, 1) for k, v in sums.items()}}
 
 
 def negatives_report(data: dict[str, Path]) -> str:
@@ -291,14 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if args.probe:
         print("\nprobe (test split, batches of 16): target j decoded on example perm(j)'s encoder states; the share "
-              "of images whose best target is their own text / the text decoded on their own images (%):")
+              "of images whose best target is their own text / the text decoded on their own images (%); with PCL, "
+              "the quantiles of Eq. 10's off-diagonal weights α^(1 − cos) over one test batch:")
         for row, seed in jobs:
             folder = runs_out / row / f"seed{seed}"
             if (folder / "result.json").exists():
                 figures = probe_figures(folder / "log" / "run", data)
-                if figures:
-                    print(f"  {row} seed {seed}: own text {figures['probe_own_text']:.1f}, own images "
-                          f"{figures['probe_own_images']:.1f} (chance {figures['probe_chance']:.1f})")
+                line = (f"own text {figures['probe_own_text']:.1f}, own images {figures['probe_own_images']:.1f} "
+                        f"(chance {figures['probe_chance']:.1f})" if "probe_chance" in figures else "")
+                if "pcl_weight_q50" in figures:
+                    line += "; Eq. 10 weights 5/50/95 %: " + "/".join(
+                        f"{figures[f'pcl_weight_q{q}']:.2f}" for q in (5, 50, 95))
+                if line:
+                    print(f"  {row} seed {seed}: {line}")
     if args.negatives:
         print(negatives_report(data))
     return 0

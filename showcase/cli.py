@@ -43,6 +43,45 @@ SUBCOMMANDS = {
 }
 
 
+def store_width(store: str | None) -> int | None:
+    """The feature width recorded in a store folder's `encoder.json` (None when there is no store there yet: the
+    missing path is reported by `check_data_paths`, before anything is built)."""
+    from showcase.encoders.store import ENCODER_JSON
+
+    meta = Path(store or "") / ENCODER_JSON
+    return int(json.loads(meta.read_text())["dim"]) if store and meta.is_file() else None
+
+
+def tokenizer_size(tokenizer: str | None) -> int:
+    """The number of tokens of the datamodule's tokenizer (None: GPT-2's): the generator's `vocab_size`."""
+    from showcase.generation.tokenizer import load_tokenizer
+
+    try:
+        return len(load_tokenizer(tokenizer))
+    except Exception as error:  # jsonargparse prints this after the link's name
+        raise ValueError(f"--data.tokenizer: cannot load {tokenizer!r} (a tokenizer folder or a Hub name): "
+                         f"{error}") from error
+
+
+def needs_entity_swap(image_loss: str) -> bool:
+    """CCL's hard negatives need the datamodule's spaCy entity swapper; the other losses do not."""
+    return image_loss == "ccl"
+
+
+# (source, target, compute_fn): shared fields are set once, on the side that owns them; a link whose source or target
+# the chosen classes lack is skipped, so one table serves the classifier, the selector and the generator.
+LINKS = (
+    ("data.init_args.store", "model.init_args.classifier.dim", store_width),
+    ("data.init_args.store", "model.init_args.dpp.feature_dim", store_width),
+    ("data.init_args.store", "model.init_args.authorship.feature_dim", store_width),
+    ("data.init_args.store", "model.init_args.generator.feature_dim", store_width),
+    *((f"data.init_args.{name}", f"model.init_args.generator.{name}", None)
+      for name in ("tokenizer", "max_images", "max_reviews", "max_length")),
+    ("data.init_args.tokenizer", "model.init_args.generator.vocab_size", tokenizer_size),
+    ("model.init_args.loss.image_loss", "data.init_args.entity_swap", needs_entity_swap),
+)
+
+
 def _usage() -> str:
     width = max(map(len, [*LIGHTNING_COMMANDS, *SUBCOMMANDS])) + 2
     lines = ["usage: showcase <command> [options]", "", "training and evaluation (LightningCLI):"]
@@ -56,6 +95,8 @@ def _usage() -> str:
 def run_lightning(args: list[str]) -> int:
     """`fit`/`validate`/`test` through LightningCLI, plus what the package adds around them.
 
+    * Fields two classes share are linked (`LINKS`): the models' feature width comes from `--data.store`, the
+      generator's tokenizer, vocabulary size and input limits from `--data.*`, the entity swap from the image loss.
     * `--ckpt_path last` resumes from the newest `last.ckpt` of any earlier run under the same output folder
       (`trainer.default_root_dir`, or the logger's folder).
     * Fitting from a checkpoint refuses a feature store of another encoder than the checkpoint's (one line naming
@@ -80,6 +121,10 @@ def run_lightning(args: list[str]) -> int:
     args = [a for a in args if a != OVERRIDE_FLAG]
 
     class ShowcaseCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            for source, target, compute in LINKS:
+                parser.link_arguments(source, target, compute_fn=compute, apply_on="parse")
+
         def before_instantiate_classes(self) -> None:
             check_data_paths(self.config.get(self.subcommand, self.config))
 

@@ -247,11 +247,7 @@ def run(args: argparse.Namespace) -> int:
     steps("tokenizer", lambda: train_world_tokenizer(distilled, tokenizer))
 
     def vocabulary() -> list[str]:  # --full keeps the config's tokenizer (GPT-2's)
-        if args.full:
-            return []
-        size = len(json.loads((tokenizer / "vocab.json").read_text(encoding="utf-8")))
-        return ["--data.tokenizer", str(tokenizer), f"--model.init_args.generator.tokenizer={tokenizer}",
-                f"--model.init_args.generator.vocab_size={size}"]
+        return [] if args.full else ["--data.tokenizer", str(tokenizer)]  # the generator's follow (linked)
 
     steps("generator", lambda: train(
         configs / "generator_tiny.yaml", models, "generator", ["--data.dataset", str(distilled), "--data.store",

@@ -5,11 +5,14 @@
   `last.ckpt` ends with the same weights as an unbroken one (with the package's seeded samplers).
 * `LastCheckpoint` writes `checkpoints/last.ckpt` after every epoch for every config (`showcase fit` adds it;
   Lightning's own `save_last` only writes when the monitored metric improved).
+* `as_config`, `datamodule_of` and `check_width` are what the three Lightning modules share to build their model
+  from its config dataclass (the CLI links the config's width to the feature store, see `showcase.cli.LINKS`).
 * `find_last_checkpoint(folder)` resolves `--ckpt_path last`: the newest `last.ckpt` of any earlier run (any
   `version_N`) under the run's output folder. Lightning alone looks only in the new run's own folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,29 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 FINGERPRINT_KEY = "encoder_fingerprint"
 RNG_KEY = "rng_states"
+
+
+def as_config(cls: type, value: Any) -> Any:
+    """A fresh `cls` instance from None (the defaults), a dict of fields (a checkpoint's hparams) or an instance
+    (copied, so a shared default is never mutated)."""
+    if value is None:
+        return cls()
+    if isinstance(value, dict):
+        return cls(**value)
+    return dataclasses.replace(value)
+
+
+def datamodule_of(module: L.LightningModule) -> Any:
+    """The datamodule of the trainer the module is attached to (None outside a trainer)."""
+    return getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
+
+
+def check_width(field: str, width: int, datamodule: Any, attribute: str = "feature_dim") -> None:
+    """Refuse a model whose input width differs from the datamodule's feature store, naming the config field."""
+    store_width = getattr(datamodule, attribute, None)
+    if store_width is not None and int(store_width) != int(width):
+        raise ValueError(f"{field} = {width} but the feature store is {store_width} wide: set {field} to "
+                         f"{store_width} (`showcase fit` links it from --data.store)")
 
 
 def rng_states() -> dict[str, Any]:

@@ -130,7 +130,8 @@ class _Synthetic(L.LightningDataModule):
 
 def _fit(head: str, tmp_path) -> tuple[dict, SentenceImageClassifier]:
     L.seed_everything(0, verbose=False)
-    module, data = ClassifierModule(head=head), _Synthetic()
+    data = _Synthetic()
+    module = ClassifierModule(ClassifierConfig(dim=data.dim, head=head))
     trainer = L.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(module, data)

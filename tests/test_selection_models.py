@@ -7,6 +7,7 @@ import torch
 from selection_synthetic import make_world
 
 from showcase.selection import (
+    AuthorshipConfig,
     DPPSelector,
     DPPSelectorConfig,
     build_selector,
@@ -87,10 +88,10 @@ def test_datamodule_examples():
     assert not (batch["target"] & ~batch["pool_mask"]).any()
 
 
-def fit_and_test(dataset, store, tmp_path, epochs: int = 0, **options) -> dict:
+def fit_and_test(dataset, store, tmp_path, epochs: int = 0, selector: str = "dpp", **dpp) -> dict:
     L.seed_everything(0)
     dm = SelectionDataModule("unused", "unused", batch_size=32).attach(dataset, store)
-    module = SelectionModule(**options)
+    module = SelectionModule(selector, dpp=DPPSelectorConfig(feature_dim=dm.feature_dim, **dpp))
     trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp_path, logger=L.pytorch.loggers.CSVLogger(tmp_path),
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     if epochs:
@@ -129,7 +130,7 @@ def test_authorship_learns_seen_users(tmp_path):
     L.seed_everything(0)
     dm = SelectionDataModule("unused", "unused", batch_size=32).attach(dataset, store)
     # val users are unseen (split by user): val P@3 says nothing about authorship, so no early stopping here
-    module = SelectionModule(selector="authorship", lr=1e-2, patience=None)
+    module = SelectionModule("authorship", authorship=AuthorshipConfig(feature_dim=64), lr=1e-2, patience=None)
     L.Trainer(max_epochs=30, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
               enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0).fit(module, dm)
     model, train = module.selector.eval(), dm.splits["train"]

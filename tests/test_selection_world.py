@@ -77,7 +77,7 @@ def test_dpp_beats_random_and_diversifies_on_the_world(dataset_dir, store_dir, t
 def test_towers_alone_learn_from_scratch_on_the_world(dataset_dir, store_dir, tmp_path):
     # without the cosine skip term the relevance starts constant (user tower's output layer is zero): every bit
     # of personalisation above random must come from training the towers
-    towers, _ = fit_and_test("selector_img", dataset_dir, store_dir, tmp_path, "--model.skip_init=null",
+    towers, _ = fit_and_test("selector_img", dataset_dir, store_dir, tmp_path, "--model.dpp={skip_init: null}",
                              "--model.lr=0.003", "--model.patience=null", "--trainer.max_epochs=20")
     assert towers["Prec@3"] >= 2 * random_precision(dataset_dir, store_dir), towers
     assert towers["PercentileRank"] < 0.25, towers

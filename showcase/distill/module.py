@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import torch.nn.functional as F
 
 from showcase.distill.model import ClassifierConfig, SentenceImageClassifier
 from showcase.distill.scores import best_f1_threshold, f1_at, roc_auc
+from showcase.training import as_config, check_width, datamodule_of
+
+DEFAULT_CONFIG = ClassifierConfig()  # never mutated: `as_config` copies it
 
 
 class ClassifierModule(L.LightningModule):
@@ -20,44 +24,24 @@ class ClassifierModule(L.LightningModule):
     the weights and threshold of the epoch with the best validation AUC are kept for :meth:`export`.
 
     Args:
-        head: ``"match"`` (projections, then a hidden layer over ``[p, q, p⊙q, |p−q|]``) or ``"concat"`` (the
-            paper's linear layer).
-        hidden: shared-space and hidden size of the match head.
-        dropout: dropout of the match head.
+        classifier: Φ's architecture (:class:`ClassifierConfig`: ``head`` "match" or the paper's "concat", ``hidden``,
+            ``dropout``); ``dim`` must equal the feature store's width (`showcase fit` links it from ``--data.store``).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        dim: CLIP feature size; taken from the datamodule (``datamodule.dim``) when not given.
     """
 
-    def __init__(
-        self,
-        head: str = "match",
-        hidden: int = 128,
-        dropout: float = 0.2,
-        lr: float = 3e-3,
-        weight_decay: float = 1e-2,
-        dim: int | None = None,
-    ) -> None:
+    def __init__(self, classifier: ClassifierConfig = DEFAULT_CONFIG, lr: float = 3e-3,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__()
+        config = as_config(ClassifierConfig, classifier)
         self.save_hyperparameters()
-        ClassifierConfig(head=head, hidden=hidden, dropout=dropout)  # validate early
-        self.model: SentenceImageClassifier | None = None
-        if dim is not None:
-            self._build(dim)
+        self.hparams["classifier"] = dataclasses.asdict(config)  # a plain dict: checkpoints load with weights_only
+        self.model = SentenceImageClassifier(config)
         self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.best: dict[str, Any] | None = None
 
-    def _build(self, dim: int) -> None:
-        h = self.hparams
-        self.model = SentenceImageClassifier(ClassifierConfig(dim=dim, head=h.head, hidden=h.hidden, dropout=h.dropout))
-        self.hparams.dim = dim
-
     def setup(self, stage: str) -> None:
-        if self.model is None:
-            datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-            if datamodule is None or not hasattr(datamodule, "dim"):
-                raise ValueError("ClassifierModule: pass `dim` or use a datamodule with a `dim` (PairDataModule)")
-            self._build(int(datamodule.dim))
+        check_width("classifier.dim", self.model.config.dim, datamodule_of(self), "dim")
 
     def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Probabilities of all pairs: ``text (M, D)``, ``image (N, D)`` -> ``(M, N)``."""
@@ -127,14 +111,10 @@ class ClassifierModule(L.LightningModule):
         checkpoint["phi_threshold"] = self.model.config.threshold
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.model is None:
-            self._build(int(checkpoint["hyper_parameters"]["dim"]))
         self.model.config.threshold = float(checkpoint.get("phi_threshold", 0.5))
 
     def best_model(self) -> SentenceImageClassifier:
         """A copy of Φ with the best validation weights and their threshold (the current ones if never validated)."""
-        if self.model is None:
-            raise RuntimeError("ClassifierModule has no model yet: fit it first")
         model = copy.deepcopy(self.model).cpu().eval()
         if self.best is not None:
             model.load_state_dict(self.best["state"])
@@ -146,5 +126,4 @@ class ClassifierModule(L.LightningModule):
         from showcase.pretrained import training_extras
 
         metrics = {k: v for k, v in (self.best or {}).items() if k != "state"}
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        return self.best_model().save_pretrained(folder, metrics=metrics, **training_extras(dm))
+        return self.best_model().save_pretrained(folder, metrics=metrics, **training_extras(datamodule_of(self)))

@@ -16,24 +16,23 @@ import torch.nn.functional as F
 from showcase.generation.losses import ContrastiveHeads, LossConfig, masked_mean
 from showcase.generation.model import ExplanationGenerator, GeneratorConfig
 from showcase.pretrained import training_extras
+from showcase.training import as_config, check_width, datamodule_of
 from showcase.utils import write_jsonl
 
 log = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.jsonl"
 REFERENCES_FILE = "references.jsonl"  # with PREDICTIONS_FILE, the input of `python -m metrics`
-
-
-def _as(cls, value):
-    if value is None:
-        return cls()
-    return cls(**value) if isinstance(value, dict) else value
+# fields of GeneratorConfig that must equal the GeneratorDataModule's argument of the same name
+LINKED_FROM_DATA = ("tokenizer", "max_images", "max_reviews", "max_length")
+DEFAULT_GENERATOR, DEFAULT_LOSS = GeneratorConfig(), LossConfig()  # never mutated: `as_config` copies them
 
 
 class GeneratorModule(L.LightningModule):
     """Trains an `ExplanationGenerator` with PC²L.
 
     Args:
-        generator: architecture; `feature_dim=None` takes the width of the datamodule's feature store.
+        generator: architecture. `feature_dim`, `tokenizer` and the input limits (`max_images`, `max_reviews`,
+            `max_length`) must match the datamodule: `showcase fit` links them from `--data.store` and `--data.*`.
         loss: which contrastive losses to add to CE (Table 4's rows; `image_loss="none", text_loss="none"` is CE only).
         use_images: feed the photos to the encoder (Table 2's "img" input).
         use_reviews: feed the history reviews to the encoder (Table 2's "text" input).
@@ -43,11 +42,11 @@ class GeneratorModule(L.LightningModule):
         max_new_tokens: length limit of generated explanations.
     """
 
-    def __init__(self, generator: GeneratorConfig | None = None, loss: LossConfig | None = None,
+    def __init__(self, generator: GeneratorConfig = DEFAULT_GENERATOR, loss: LossConfig = DEFAULT_LOSS,
                  use_images: bool = True, use_reviews: bool = True, lr: float = 1e-4, weight_decay: float = 0.01,
                  num_beams: int = 2, max_new_tokens: int = 64):
         super().__init__()
-        gen_cfg, loss_cfg = _as(GeneratorConfig, generator), _as(LossConfig, loss)
+        gen_cfg, loss_cfg = as_config(GeneratorConfig, generator), as_config(LossConfig, loss)
         if not (use_images or use_reviews):
             raise ValueError("at least one of use_images and use_reviews must be true")
         if loss_cfg.image_loss != "none" and not use_images:
@@ -59,35 +58,30 @@ class GeneratorModule(L.LightningModule):
         self.hparams["generator"] = {k: v for k, v in dataclasses.asdict(gen_cfg).items() if k != "decoder_config"}
         self.hparams["loss"] = dataclasses.asdict(loss_cfg)
         self.gen_config, self.loss_config = gen_cfg, loss_cfg
-        self.model: ExplanationGenerator | None = None
-        self.heads: ContrastiveHeads | None = None
+        self.model = ExplanationGenerator(gen_cfg)
+        self.heads = ContrastiveHeads(self.model.width, loss_cfg)
         self._predictions: list[dict[str, Any]] = []
-        if gen_cfg.feature_dim is not None:
-            self._build(gen_cfg)
 
     # --- construction ---------------------------------------------------------------------------------------------
-    def _build(self, cfg: GeneratorConfig, tokenizer: Any = None) -> None:
-        self.model = ExplanationGenerator(cfg, tokenizer)
-        self.heads = ContrastiveHeads(self.model.width, self.loss_config)
-        self.hparams["generator"]["feature_dim"] = cfg.feature_dim  # resolved: the checkpoint reloads without data
-
     def configure_model(self) -> None:
-        """Build the model once the datamodule is known (feature width, tokenizer)."""
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if self.model is None:
-            if dm is None:
-                raise ValueError("generator.feature_dim is None and there is no datamodule to take it from")
-            self._build(dataclasses.replace(self.gen_config, feature_dim=dm.feature_dim), dm.tokenizer)
+        """Check the model against the datamodule; on a fresh fit, set the encoder's feature statistics."""
+        dm = datamodule_of(self)
+        if dm is None:
+            return
+        check_width("generator.feature_dim", self.model.config.feature_dim, dm)
+        data = getattr(dm, "hparams", {})
+        for name in LINKED_FROM_DATA:
+            ours = getattr(self.model.config, name)
+            if name in data and data[name] != ours:
+                raise ValueError(f"generator.{name} = {ours!r} but data.{name} = {data[name]!r}: set both alike "
+                                 f"(`showcase fit` links them from --data.{name})")
         enc = self.model.encoder
         fresh = not enc.image_mean.any() and bool((enc.image_std == 1).all())  # a checkpoint restore comes later
         if fresh and self.trainer.state.fn == "fit" and hasattr(dm, "training_features"):
             enc.set_feature_statistics(*dm.training_features())
-        if dm is not None and getattr(dm, "feature_dim", None) not in (None, self.model.config.feature_dim):
-            raise ValueError(f"feature store width {dm.feature_dim} != generator.feature_dim "
-                             f"{self.model.config.feature_dim}")
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
+        dm = datamodule_of(self)
         if dm is not None and hasattr(dm, "hparams") and "entity_swap" in dm.hparams:
             dm.hparams.entity_swap = self.loss_config.needs_entity_swap  # spaCy runs only when CCL needs it
 
@@ -189,11 +183,8 @@ class GeneratorModule(L.LightningModule):
         """Save the plain generator with its current weights, tokenizer, decoding settings, input limits and the
         store's encoder fingerprint (`showcase.load_model` loads the folder alone); `showcase fit` loads the best
         checkpoint before calling this."""
-        if self.model is None:
-            raise RuntimeError("nothing to export: the model is built when training starts")
         hp = self.hparams
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        extras = training_extras(dm)
+        extras = training_extras(datamodule_of(self))
         cfg = self.model.config
         seen = extras.get("inputs") or {"history_texts": cfg.max_reviews, "history_photos": 0, "images": cfg.max_images}
         extras["inputs"] = {**seen, "use_images": bool(hp.use_images), "use_reviews": bool(hp.use_reviews)}

@@ -1,12 +1,13 @@
 """Lightning wrapper of the selectors: training by their own loss, P/R/F1/Div@K and ELVis ranking metrics.
 
-`SelectionModule` builds its selector lazily in `setup` from the datamodule's feature dim (and training users, for
-the authorship model), so one YAML config serves every CLIP size. `test` prints a Table 3-style row and writes it
-to `<log dir>/selection_test.json`; `export(folder)` saves the plain selector (`showcase fit` restores the best
-checkpoint first).
+`SelectionModule` builds its selector from its config dataclass (`dpp`, or `authorship` with the datamodule's training
+users); `showcase fit` links the width to the feature store, so one YAML config serves every CLIP size. `test`
+prints a Table 3-style row and writes it to `<log dir>/selection_test.json`; `export(folder)` saves the plain
+selector (`showcase fit` restores the best checkpoint first).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -18,13 +19,23 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from metrics.ranking import DivAtK, F1AtK, PercentileRank, PrecisionAtK, RecallAtK, TopNAccuracy
 from showcase.pretrained import training_extras
-from showcase.selection.models import SELECTORS, Selector, build_selector
+from showcase.selection.models import (
+    SELECTORS,
+    AuthorshipConfig,
+    AuthorshipSelector,
+    DPPSelector,
+    DPPSelectorConfig,
+    Selector,
+    build_selector,
+)
 from showcase.selection.profile import SelectionBatch
+from showcase.training import as_config, check_width, datamodule_of
 from showcase.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("Prec", "Recall", "F1", "Div")
+DEFAULT_DPP, DEFAULT_AUTHORSHIP = DPPSelectorConfig(), AuthorshipConfig()  # never mutated: `as_config` copies them
 
 
 class SelectionMetrics:
@@ -72,33 +83,38 @@ class SelectionModule(L.LightningModule):
     """Train and evaluate one selector.
 
     Args:
-        selector: "dpp" (diversity=False: relevance-only top-K), "random", "centroid" or "authorship" (ELVis).
-        modality: DPP user profile from "img", "text" or "img+text" history features.
-        diversity: DPP with the cosine similarity kernel (True) or S = I (relevance-only).
-        top_w: VisualLens history retrieval for the DPP profile (None: whole history).
-        jitter: DPP kernel jitter.
-        dropout: dropout in the DPP towers.
-        skip_init: initial weight of the DPP's profile-photo cosine skip term (None: towers only).
-        lr: Adam learning rate (paper: 1e-3).
+        selector: "dpp" (the learned DPP; `dpp.diversity=False` is relevance-only top-K), "random", "centroid" or
+            "authorship" (ELVis).
+        dpp: the DPP's config (`DPPSelectorConfig`: modality, diversity, top_w, jitter, dropout, skip_init); its
+            `feature_dim` must equal the feature store's width (`showcase fit` links it from --data.store) and also
+            sizes the untrained baselines.
+        authorship: ELVis's authorship model (`AuthorshipConfig`: dropout, user_dropout, other_negatives; its
+            `feature_dim` is linked like the DPP's); its users are the datamodule's training users, filled in when
+            the model is built.
+        lr: AdamW learning rate (paper: 1e-3).
         weight_decay: AdamW weight decay.
         patience: stop training after this many validation epochs without a better val Prec@K (None: never);
             the best epoch's weights are the ones exported and tested (`--ckpt_path best`).
         k: photos selected per request (paper: K = 3).
         name: the method's name in the printed table (default: derived from the options).
-        feature_dim: CLIP dim; None takes it from the datamodule's feature store.
     """
 
-    def __init__(self, selector: str = "dpp", modality: str = "img+text", diversity: bool = True,
-                 top_w: int | None = None, jitter: float = 1e-3, dropout: float = 0.1,
-                 skip_init: float | None = 4.0, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 patience: int | None = 10, k: int = 3, name: str | None = None, feature_dim: int | None = None):
+    def __init__(self, selector: str = "dpp", dpp: DPPSelectorConfig = DEFAULT_DPP,
+                 authorship: AuthorshipConfig = DEFAULT_AUTHORSHIP, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 patience: int | None = 10, k: int = 3, name: str | None = None):
         super().__init__()
+        if selector not in SELECTORS:
+            raise ValueError(f"unknown selector {selector!r}; expected one of {sorted(SELECTORS)}")
+        self.dpp_config, self.authorship_config = as_config(DPPSelectorConfig, dpp), as_config(AuthorshipConfig,
+                                                                                               authorship)
         self.save_hyperparameters()
-        self.selector: Selector | None = None
+        # plain dicts: checkpoints load with weights_only=True
+        self.hparams["dpp"], self.hparams["authorship"] = (dataclasses.asdict(self.dpp_config),
+                                                           dataclasses.asdict(self.authorship_config))
         self.val_metrics, self.test_metrics = SelectionMetrics(k), SelectionMetrics(k)
         self.test_results: dict[str, float] = {}
-        if feature_dim is not None and selector != "authorship":
-            self.selector = self._build(feature_dim, [])
+        # authorship embeds the training users: built in `setup`, once the datamodule is known
+        self.selector: Selector | None = None if selector == "authorship" else self._build([])
 
     @property
     def method_name(self) -> str:
@@ -107,27 +123,30 @@ class SelectionModule(L.LightningModule):
             return hp.name
         if hp.selector != "dpp":
             return hp.selector
-        return f"{hp.modality} DPP" if hp.diversity else f"{hp.modality} relevance top-K"
+        cfg = self.dpp_config
+        return f"{cfg.modality} DPP" if cfg.diversity else f"{cfg.modality} relevance top-K"
 
-    def _build(self, dim: int, users: list[str]) -> Selector:
-        hp = self.hparams
-        if hp.selector == "dpp":
-            return build_selector("dpp", feature_dim=dim, modality=hp.modality, diversity=hp.diversity,
-                                  top_w=hp.top_w, jitter=hp.jitter, dropout=hp.dropout, skip_init=hp.skip_init)
-        if hp.selector == "authorship":
-            return build_selector("authorship", feature_dim=dim, users=users)
-        return build_selector(hp.selector, feature_dim=dim)
+    def _build(self, users: list[str]) -> Selector:
+        kind, width = self.hparams.selector, self.dpp_config.feature_dim
+        if kind == "dpp":
+            return DPPSelector(self.dpp_config)
+        if kind == "authorship":
+            return AuthorshipSelector(dataclasses.replace(self.authorship_config, users=users))
+        return build_selector(kind, feature_dim=width)
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        fresh = self.selector is None
-        if fresh:
-            if dm is None or not hasattr(dm, "feature_dim"):
-                raise RuntimeError("SelectionModule needs feature_dim, or a SelectionDataModule to read it from")
-            users = dm.train_users if self.hparams.selector == "authorship" else []
-            self.selector = self._build(self.hparams.feature_dim or dm.feature_dim, users)
+        dm = datamodule_of(self)
+        if self.hparams.selector == "authorship":
+            check_width("authorship.feature_dim", self.authorship_config.feature_dim, dm)
+        else:
+            check_width("dpp.feature_dim", self.dpp_config.feature_dim, dm)
+        if self.selector is None:
+            if dm is None or not hasattr(dm, "train_users"):
+                raise RuntimeError("SelectionModule(selector='authorship') needs a SelectionDataModule (its training "
+                                   "users)")
+            self.selector = self._build(dm.train_users)
         norm = getattr(self.selector, "norm", None)
-        if norm is not None and (fresh or stage == "fit") and hasattr(dm, "training_features"):
+        if norm is not None and (stage == "fit" or not norm.image_mean.any()) and hasattr(dm, "training_features"):
             # feature statistics of the training split; a checkpoint restored after setup brings its own
             norm.fit(*dm.training_features())
 
@@ -189,5 +208,4 @@ class SelectionModule(L.LightningModule):
     def export(self, folder: str | Path) -> Path:
         """Save the plain selector with its current weights, its input limits and the store's encoder fingerprint
         (`showcase fit` restores the best checkpoint before calling this)."""
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        return self.selector.save_pretrained(folder, method=self.method_name, **training_extras(dm))
+        return self.selector.save_pretrained(folder, method=self.method_name, **training_extras(datamodule_of(self)))

@@ -118,10 +118,8 @@ def run_one(row: str, seed: int, epochs: int, data: dict[str, Path], out: Path) 
     except FileExistsError:
         return None
     configs = [a for c in ["generator_tiny.yaml", *ROWS[row][1]] for a in ("--config", str(ROOT / "configs" / c))]
-    vocabulary = len(json.loads((data["tokenizer"] / "vocab.json").read_text(encoding="utf-8")))
     common = [*configs, "--data.dataset", str(data["distilled"]), "--data.store", str(data["store"]),
-              "--data.tokenizer", str(data["tokenizer"]), f"--model.init_args.generator.tokenizer={data['tokenizer']}",
-              f"--model.init_args.generator.vocab_size={vocabulary}",
+              "--data.tokenizer", str(data["tokenizer"]),  # the generator's tokenizer and vocab_size follow (linked)
               f"--trainer.default_root_dir={folder}", "--trainer.enable_progress_bar=false",
               "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
               f"--trainer.logger.init_args.save_dir={folder}", "--trainer.logger.init_args.name=log",

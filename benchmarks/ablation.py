@@ -166,18 +166,13 @@ def _datamodule(data: dict[str, Path], **kwargs):
 def probe_figures(run_dir: Path, data: dict[str, Path]) -> dict[str, float]:
     """`image_text_probe` of a run's best checkpoint over the test split (batches of 16; only with an image loss),
     and the 5/50/95 % quantiles of Eq. 10's weights over its first batch (only with PCL)."""
-    import inspect
-
     import torch
 
     from showcase.generation.module import GeneratorModule
     from showcase.generation.probe import image_text_probe, pcl_weight_quantiles
 
     best = [p for p in sorted(run_dir.glob("checkpoints/*.ckpt")) if not p.name.startswith("last")]
-    ckpt = torch.load(best[0], map_location="cpu", weights_only=False)
-    hp = ckpt["hyper_parameters"]
-    module = GeneratorModule(**{k: hp[k] for k in inspect.signature(GeneratorModule).parameters if k in hp})
-    module.load_state_dict(ckpt["state_dict"])
+    module = GeneratorModule.load_from_checkpoint(best[0], map_location="cpu", weights_only=True).eval()
     dm = _datamodule(data, batch_size=16, entity_swap=False)
     figures: dict[str, float] = {}
     if module.loss_config.text_loss == "pcl":

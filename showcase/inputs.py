@@ -20,6 +20,7 @@ Each exported model saves its limits in `config.json` (`"inputs"`), and `Showcas
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,6 +29,8 @@ import torch
 from torch import Tensor
 
 from showcase.selection.profile import pad_stack
+
+MAX_CACHED_TEXTS = 50_000  # texts encoded on the fly that a FeatureLookup keeps (~100 MB at width 512)
 
 INPUTS_KEY = "inputs"  # key of the limits in an exported model's config.json
 
@@ -66,21 +69,24 @@ def open_store(store: Any) -> Any:
 
 
 class FeatureLookup:
-    """CLIP features from a feature store; texts it lacks are encoded (once, cached) with the store's own encoder.
+    """CLIP features from a feature store; texts it lacks are encoded with the store's own encoder and cached.
 
     Args:
         store: a `FeatureStore`, its folder, or anything with its `dim`, `has_image`, `has_text`,
             `image_features`, `text_features` and `load_encoder`.
         encoder: the encoder for unseen texts (default: `store.load_encoder()`, loaded on first need).
+        max_cached_texts: how many encoded texts to keep, least recently used first out (a server meets new texts
+            forever: the cache stays bounded, ~2 KB a text at width 512; an evicted text is encoded again).
 
     Attributes:
         encoded_texts: how many texts were encoded on the fly because the store lacked them.
     """
 
-    def __init__(self, store: Any, encoder: Any = None) -> None:
+    def __init__(self, store: Any, encoder: Any = None, max_cached_texts: int = MAX_CACHED_TEXTS) -> None:
         self.store = open_store(store)
         self._encoder = encoder
-        self._extra: dict[str, Tensor] = {}
+        self._extra: OrderedDict[str, Tensor] = OrderedDict()
+        self.max_cached_texts = max_cached_texts
         self.encoded_texts = 0
 
     @property
@@ -112,15 +118,25 @@ class FeatureLookup:
         texts = list(texts)
         if not texts:
             return torch.zeros(0, self.dim)
-        missing = [t for t in dict.fromkeys(texts) if t not in self._extra and not self.store.has_text(t)]
+        unique = list(dict.fromkeys(texts))
+        rows: dict[str, Tensor] = {}
+        for text in unique:
+            if text in self._extra:
+                self._extra.move_to_end(text)
+                rows[text] = self._extra[text]
+        missing = [t for t in unique if t not in rows and not self.store.has_text(t)]
         if missing:
             with torch.no_grad():
                 encoded = torch.as_tensor(self.encoder.encode_texts(missing)).float().cpu()
-            self._extra.update(zip(missing, encoded))
+            rows.update(zip(missing, encoded))
             self.encoded_texts += len(missing)
-        stored = [t for t in dict.fromkeys(texts) if t not in self._extra]
-        rows = dict(zip(stored, self.store.text_features(stored).float())) if stored else {}
-        rows.update(self._extra)
+            for text in missing[-self.max_cached_texts:] if self.max_cached_texts > 0 else []:
+                self._extra[text] = rows[text]
+            while len(self._extra) > self.max_cached_texts:
+                self._extra.popitem(last=False)
+        stored = [t for t in unique if t not in rows]
+        if stored:
+            rows.update(zip(stored, self.store.text_features(stored).float()))
         return torch.stack([rows[t] for t in texts])
 
 

@@ -154,6 +154,32 @@ def test_sentences_missing_from_the_store_are_encoded_with_its_encoder(store_dir
     torch.testing.assert_close(features[1], expected, atol=1e-5, rtol=1e-4)
 
 
+def test_the_cache_of_encoded_texts_is_bounded_and_keeps_the_recent_ones():
+    from showcase.inputs import FeatureLookup
+
+    class Encoder:
+        calls: list[str] = []
+
+        def encode_texts(self, texts):
+            Encoder.calls += texts
+            return torch.stack([torch.full((4,), float(len(t))) for t in texts])
+
+    class NoTexts:  # a store that holds no text: every text goes through the encoder
+        dim = 4
+
+        def has_text(self, text):
+            return False
+
+    lookup = FeatureLookup(NoTexts(), encoder=Encoder(), max_cached_texts=2)
+    first = lookup.texts(["a", "bb", "ccc", "a"])  # 3 encoded; "a" is the oldest and is evicted
+    assert first[:, 0].tolist() == [1, 2, 3, 1] and Encoder.calls == ["a", "bb", "ccc"]
+    assert list(lookup._extra) == ["bb", "ccc"]
+    lookup.texts(["bb"])  # a hit: "bb" becomes the most recent, nothing is encoded
+    again = lookup.texts(["a", "ccc"])  # "ccc" is a hit; "a" is encoded again and evicts the least recent, "bb"
+    assert again[:, 0].tolist() == [1, 3] and Encoder.calls == ["a", "bb", "ccc", "a"]
+    assert list(lookup._extra) == ["ccc", "a"] and lookup.encoded_texts == 4
+
+
 def test_distill_matched_photos_keeps_the_described_photos(heads, world_dir, dataset_dir, store_dir, tmp_path):
     world = json.loads((world_dir / "world.json").read_text())
     result, _ = distillation.distill(dataset_dir, heads["match"]["folder"], store_dir, tmp_path / "m",

@@ -167,3 +167,28 @@ def test_shared_pool_scores_equal_scores_with_the_pool_repeated():
     with torch.no_grad():
         assert torch.allclose(group_relevance(selector, texts, images, pool), selector.scores(repeated).sum(0),
                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_w", [None, 2])
+def test_pools_are_scored_in_chunks_with_the_same_scores(monkeypatch, top_w):
+    """A huge pool goes through the image tower POOL_CHUNK photos at a time: each photo's score is unchanged."""
+    from showcase.selection import models
+    from showcase.selection.profile import collate_requests
+
+    torch.manual_seed(0)
+    d = 16
+    selector = models.DPPSelector(models.DPPSelectorConfig(feature_dim=d, skip_init=2.0, top_w=top_w)).eval()
+    for p in selector.user_tower.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    texts, images = [torch.randn(2, d), torch.randn(0, d)], [torch.randn(3, d), torch.randn(4, d)]
+    pools = [torch.randn(23, d), torch.randn(9, d)]
+    batch = collate_requests(texts, images, pools)
+    with torch.no_grad():
+        whole = selector.scores(batch)
+        monkeypatch.setattr(models, "POOL_CHUNK", 5)  # 23 photos: 5 chunks, the last one short
+        chunked = selector.scores(batch)
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+        if top_w is None:
+            shared = selector.shared_pool_scores(collate_requests(texts, images, [pools[0][:0]] * 2), pools[0])
+            repeated = selector.scores(collate_requests(texts, images, [pools[0]] * 2))
+            torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-6)

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 
+POOL_CHUNK = 8192  # pool photos per pass through the DPP's image tower (bounds a request's activations)
+
+
 def tower_widths(dim: int) -> tuple[int, ...]:
     """Hidden and output widths of a tower for CLIP dim `dim`: (d, d, d/2, d/4) = 512, 512, 256, 128 for ViT-B/32."""
     return (dim, dim, max(dim // 2, 1), max(dim // 4, 1))
@@ -179,25 +182,30 @@ class DPPSelector(PretrainedMixin, Selector):
             init = torch.tensor([config.skip_init if b == "img" else 0.0 for b in blocks])  # (blocks,)
             self.skip = nn.Parameter(init.unsqueeze(1).repeat(1, d))  # (blocks, d): a diagonal bilinear form
 
-    def features(self, batch: SelectionBatch) -> tuple[Tensor, Tensor]:
-        """Standardised profile `(B, m d)` and pool `(B, N, d)`, each d-block rescaled to norm sqrt(d)."""
-        d = self.config.feature_dim
-        pool = self.norm.images(batch["pool"])  # (B, N, d)
-        std_batch = {**batch, "pool": pool, "hist_img": self.norm.images(batch["hist_img"]),
+    def profile(self, batch: SelectionBatch) -> Tensor:
+        """The standardised user profile `(B, m d)`, each d-block rescaled to norm sqrt(d)."""
+        std_batch = {**batch, "hist_img": self.norm.images(batch["hist_img"]),
                      "hist_text": self.norm.texts(batch["hist_text"])}
-        profile = profile_features(std_batch, self.config.modality, self.config.top_w)  # (B, m d)
-        return standardise(profile, d), standardise(pool, d)
+        if self.config.top_w is not None:  # the retrieval compares history photos with the (standardised) pool
+            std_batch["pool"] = self.norm.images(batch["pool"])
+        return standardise(profile_features(std_batch, self.config.modality, self.config.top_w),
+                           self.config.feature_dim)
 
     def logits(self, batch: SelectionBatch) -> Tensor:
+        """Relevance logits s `(B, N)`. The pool goes through the image tower `POOL_CHUNK` photos at a time, so a
+        request's activations stay bounded however large the business's pool (each photo's score is unchanged)."""
         d = self.config.feature_dim
-        profile, pool = self.features(batch)  # (B, m d), (B, N, d)
+        profile = self.profile(batch)  # (B, m d)
         u = self.user_tower(profile)  # (B, m')
-        v = self.image_tower(pool)  # (B, N, m')
-        s = torch.einsum("bm,bnm->bn", u, v) / u.shape[-1] ** 0.5  # (B, N)
-        if self.config.skip_init is not None:
-            blocks = profile.unflatten(-1, (-1, d))  # (B, blocks, d)
-            s = s + torch.einsum("bkd,kd,bnd->bn", blocks, self.skip.to(blocks.dtype), pool) / d
-        return s.clamp(-self.config.max_logit, self.config.max_logit)
+        blocks = profile.unflatten(-1, (-1, d)) if self.config.skip_init is not None else None  # (B, blocks, d)
+        chunks = []
+        for pool in batch["pool"].split(POOL_CHUNK, dim=1):
+            pool = standardise(self.norm.images(pool), d)  # (B, n, d)
+            s = torch.einsum("bm,bnm->bn", u, self.image_tower(pool)) / u.shape[-1] ** 0.5  # (B, n)
+            if blocks is not None:
+                s = s + torch.einsum("bkd,kd,bnd->bn", blocks, self.skip.to(blocks.dtype), pool) / d
+            chunks.append(s)
+        return torch.cat(chunks, dim=1).clamp(-self.config.max_logit, self.config.max_logit)
 
     def scores(self, batch: SelectionBatch) -> Tensor:
         """Relevance q (positive), `(B, N)`."""
@@ -213,16 +221,17 @@ class DPPSelector(PretrainedMixin, Selector):
         if self.config.top_w is not None:
             return None
         d = self.config.feature_dim
-        std_batch = {**batch, "hist_img": self.norm.images(batch["hist_img"]),
-                     "hist_text": self.norm.texts(batch["hist_text"])}
-        profile = standardise(profile_features(std_batch, self.config.modality), d)  # (B, m d)
-        std_pool = standardise(self.norm.images(pool), d)  # (P, d)
-        u, v = self.user_tower(profile), self.image_tower(std_pool)  # (B, m'), (P, m')
-        s = u @ v.T / u.shape[-1] ** 0.5  # (B, P)
+        profile = self.profile(batch)  # (B, m d)
+        u = self.user_tower(profile)  # (B, m')
+        skip = None  # the skip term's per-user weights (B, d)
         if self.config.skip_init is not None:
-            blocks = profile.unflatten(-1, (-1, d))  # (B, blocks, d)
-            s = s + (blocks * self.skip.to(blocks.dtype)).sum(1) @ std_pool.T / d
-        return s.clamp(-self.config.max_logit, self.config.max_logit).exp()
+            skip = (profile.unflatten(-1, (-1, d)) * self.skip.to(profile.dtype)).sum(1)
+        parts = []
+        for chunk in pool.split(POOL_CHUNK):
+            std_pool = standardise(self.norm.images(chunk), d)  # (n, d)
+            s = u @ self.image_tower(std_pool).T / u.shape[-1] ** 0.5  # (B, n)
+            parts.append(s if skip is None else s + skip @ std_pool.T / d)
+        return torch.cat(parts, dim=1).clamp(-self.config.max_logit, self.config.max_logit).exp()
 
     def kernel(self, batch: SelectionBatch, quality: Tensor | None = None) -> Tensor:
         """L, `(B, N, N)`; padded rows and columns are zero."""

@@ -172,3 +172,17 @@ def test_features_dataset_mode_skips_bad_photos(dataset_dir, world_dir, tmp_path
             "--batch-size", "64", "--no-progress", "--workers", "0"]
     assert main(args) == 0
     _check_store(tmp_path / "s", expected, len(ids) - 5, capsys.readouterr().out)
+
+
+def test_threads_decoding_at_once_leave_pils_limit_as_it_was(tmp_path):
+    """The pixel limit is lifted around each open; interleaved threads must not leave it lifted for good."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    path = tmp_path / "small.png"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    with ThreadPoolExecutor(8) as pool:
+        sizes = list(pool.map(lambda _: decode_photo(path).size, range(800)))
+    assert sizes == [(8, 8)] * 800 and Image.MAX_IMAGE_PIXELS == limit

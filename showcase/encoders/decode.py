@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -63,14 +64,23 @@ def decode_photo(path: str | os.PathLike | None, max_pixels: int | None = DEFAUL
         raise PhotoSkipped(f"cannot decode {path}: {e}") from None  # PIL: not an image, truncated, bad headers
 
 
+_PIXEL_LIMIT_LOCK = threading.Lock()
+
+
 class _no_pil_pixel_limit:
-    """Lift PIL's global pixel limit while opening (its warning/error would replace `max_pixels`)."""
+    """Lift PIL's global pixel limit while opening (its warning/error would replace `max_pixels`).
+
+    Under a lock: two threads interleaving save/restore would otherwise leave the limit lifted for good (the second
+    one saves the first one's None). Opening reads the header only, so the lock is held briefly.
+    """
 
     def __enter__(self):
+        _PIXEL_LIMIT_LOCK.acquire()
         self.saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
 
     def __exit__(self, *exc):
         Image.MAX_IMAGE_PIXELS = self.saved
+        _PIXEL_LIMIT_LOCK.release()
 
 
 def load_photos(keys: Sequence[str], paths: Mapping[str, Any], transform: Callable,

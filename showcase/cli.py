@@ -9,6 +9,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from showcase.errors import ArgumentParser, debug_requested, run_reporting_errors
 from showcase.utils import atomic_write_text, quiet_lightning
@@ -44,12 +45,12 @@ SUBCOMMANDS = {
 
 
 def store_width(store: str | None) -> int | None:
-    """The feature width recorded in a store folder's `encoder.json` (None when there is no store there yet: the
-    missing path is reported by `check_data_paths`, before anything is built)."""
-    from showcase.encoders.store import ENCODER_JSON
+    """The feature width recorded in a store folder (None when there is no store there yet: the missing path is
+    reported by `check_data_paths`, before anything is built)."""
+    from showcase.encoders.store import read_encoder_meta
 
-    meta = Path(store or "") / ENCODER_JSON
-    return int(json.loads(meta.read_text())["dim"]) if store and meta.is_file() else None
+    meta = read_encoder_meta(store) if store else None
+    return None if meta is None else int(meta["dim"])
 
 
 def tokenizer_size(tokenizer: str | None) -> int:
@@ -68,18 +69,20 @@ def needs_entity_swap(image_loss: str) -> bool:
     return image_loss == "ccl"
 
 
-# (source, target, compute_fn): shared fields are set once, on the side that owns them; a link whose source or target
-# the chosen classes lack is skipped, so one table serves the classifier, the selector and the generator.
-LINKS = (
-    ("data.init_args.store", "model.init_args.classifier.dim", store_width),
-    ("data.init_args.store", "model.init_args.dpp.feature_dim", store_width),
-    ("data.init_args.store", "model.init_args.authorship.feature_dim", store_width),
-    ("data.init_args.store", "model.init_args.generator.feature_dim", store_width),
-    *((f"data.init_args.{name}", f"model.init_args.generator.{name}", None)
-      for name in ("tokenizer", "max_images", "max_reviews", "max_length")),
-    ("data.init_args.tokenizer", "model.init_args.generator.vocab_size", tokenizer_size),
-    ("model.init_args.loss.image_loss", "data.init_args.entity_swap", needs_entity_swap),
-)
+def links() -> list[tuple[str, str, Callable[[Any], Any] | None]]:
+    """`(source, target, compute_fn)` of the fields two classes share, each set once, on the side that owns it. A link
+    whose source or target the chosen classes lack is skipped, so one table serves all three model families."""
+    from showcase.generation.module import LINKED_FROM_DATA
+
+    return [
+        ("data.init_args.store", "model.init_args.classifier.dim", store_width),
+        ("data.init_args.store", "model.init_args.dpp.feature_dim", store_width),
+        ("data.init_args.store", "model.init_args.authorship.feature_dim", store_width),
+        ("data.init_args.store", "model.init_args.generator.feature_dim", store_width),
+        *((f"data.init_args.{name}", f"model.init_args.generator.{name}", None) for name in LINKED_FROM_DATA),
+        ("data.init_args.tokenizer", "model.init_args.generator.vocab_size", tokenizer_size),
+        ("model.init_args.loss.image_loss", "data.init_args.entity_swap", needs_entity_swap),
+    ]
 
 
 def _usage() -> str:
@@ -95,7 +98,7 @@ def _usage() -> str:
 def run_lightning(args: list[str]) -> int:
     """`fit`/`validate`/`test` through LightningCLI, plus what the package adds around them.
 
-    * Fields two classes share are linked (`LINKS`): the models' feature width comes from `--data.store`, the
+    * Fields two classes share are linked (`links()`): the models' feature width comes from `--data.store`, the
       generator's tokenizer, vocabulary size and input limits from `--data.*`, the entity swap from the image loss.
     * `--ckpt_path last` resumes from the newest `last.ckpt` of any earlier run under the same output folder
       (`trainer.default_root_dir`, or the logger's folder).
@@ -122,7 +125,7 @@ def run_lightning(args: list[str]) -> int:
 
     class ShowcaseCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
-            for source, target, compute in LINKS:
+            for source, target, compute in links():
                 parser.link_arguments(source, target, compute_fn=compute, apply_on="parse")
 
         def before_instantiate_classes(self) -> None:

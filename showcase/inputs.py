@@ -130,8 +130,7 @@ class FeatureLookup:
                 encoded = torch.as_tensor(self.encoder.encode_texts(missing)).float().cpu()
             rows.update(zip(missing, encoded))
             self.encoded_texts += len(missing)
-            for text in missing[-self.max_cached_texts:] if self.max_cached_texts > 0 else []:
-                self._extra[text] = rows[text]
+            self._extra.update(zip(missing, encoded))
             while len(self._extra) > self.max_cached_texts:
                 self._extra.popitem(last=False)
         stored = [t for t in unique if t not in rows]

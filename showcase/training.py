@@ -6,7 +6,7 @@
 * `LastCheckpoint` writes `checkpoints/last.ckpt` after every epoch for every config (`showcase fit` adds it;
   Lightning's own `save_last` only writes when the monitored metric improved).
 * `as_config`, `datamodule_of` and `check_width` are what the three Lightning modules share to build their model
-  from its config dataclass (the CLI links the config's width to the feature store, see `showcase.cli.LINKS`).
+  from its config dataclass (the CLI links the config's width to the feature store, see `showcase.cli.links`).
 * `find_last_checkpoint(folder)` resolves `--ckpt_path last`: the newest `last.ckpt` of any earlier run (any
   `version_N`) under the run's output folder. Lightning alone looks only in the new run's own folder.
 """

@@ -148,6 +148,13 @@ def _convert_json_index(folder: Path) -> None:
     json_path.unlink(missing_ok=True)
 
 
+def read_encoder_meta(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """A store folder's `encoder.json` (the encoder's spec, the feature width `dim`, its fingerprint); None when the
+    folder holds none (not a store). Reads nothing else."""
+    path = Path(folder) / ENCODER_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class FeatureStore:
     """Read access to a store folder written by `extract_features` / `showcase features`.
 
@@ -176,10 +183,10 @@ class FeatureStore:
             UserError: when an extraction into it was interrupted and not resumed, or its index is unreadable.
         """
         folder = Path(folder)
-        meta_path = folder / ENCODER_JSON
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path} not found: is {folder} a feature store (showcase features)?")
-        meta = json.loads(meta_path.read_text())
+        meta = read_encoder_meta(folder)
+        if meta is None:
+            raise FileNotFoundError(f"{folder / ENCODER_JSON} not found: is {folder} a feature store (showcase "
+                                    "features)?")
         return cls(folder, meta, _Namespace(folder / "images"), _Namespace(folder / "texts"))
 
     # --- lookup -------------------------------------------------------------------------------------------------

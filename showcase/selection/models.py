@@ -191,20 +191,25 @@ class DPPSelector(PretrainedMixin, Selector):
         return standardise(profile_features(std_batch, self.config.modality, self.config.top_w),
                            self.config.feature_dim)
 
+    def user_terms(self, batch: SelectionBatch) -> tuple[Tensor, Tensor | None]:
+        """The user tower's output u `(B, m')` and the skip term's per-user weights `(B, d)` (None without it)."""
+        d = self.config.feature_dim
+        profile = self.profile(batch)  # (B, m d)
+        skip = None
+        if self.config.skip_init is not None:  # Σ_k a_k ⊙ p_k: the diagonal bilinear form applied to the profile
+            skip = (profile.unflatten(-1, (-1, d)) * self.skip.to(profile.dtype)).sum(1)
+        return self.user_tower(profile), skip
+
     def logits(self, batch: SelectionBatch) -> Tensor:
         """Relevance logits s `(B, N)`. The pool goes through the image tower `POOL_CHUNK` photos at a time, so a
         request's activations stay bounded however large the business's pool (each photo's score is unchanged)."""
         d = self.config.feature_dim
-        profile = self.profile(batch)  # (B, m d)
-        u = self.user_tower(profile)  # (B, m')
-        blocks = profile.unflatten(-1, (-1, d)) if self.config.skip_init is not None else None  # (B, blocks, d)
+        u, skip = self.user_terms(batch)  # (B, m'), (B, d)
         chunks = []
         for pool in batch["pool"].split(POOL_CHUNK, dim=1):
             pool = standardise(self.norm.images(pool), d)  # (B, n, d)
             s = torch.einsum("bm,bnm->bn", u, self.image_tower(pool)) / u.shape[-1] ** 0.5  # (B, n)
-            if blocks is not None:
-                s = s + torch.einsum("bkd,kd,bnd->bn", blocks, self.skip.to(blocks.dtype), pool) / d
-            chunks.append(s)
+            chunks.append(s if skip is None else s + torch.einsum("bd,bnd->bn", skip, pool) / d)
         return torch.cat(chunks, dim=1).clamp(-self.config.max_logit, self.config.max_logit)
 
     def scores(self, batch: SelectionBatch) -> Tensor:
@@ -221,11 +226,7 @@ class DPPSelector(PretrainedMixin, Selector):
         if self.config.top_w is not None:
             return None
         d = self.config.feature_dim
-        profile = self.profile(batch)  # (B, m d)
-        u = self.user_tower(profile)  # (B, m')
-        skip = None  # the skip term's per-user weights (B, d)
-        if self.config.skip_init is not None:
-            skip = (profile.unflatten(-1, (-1, d)) * self.skip.to(profile.dtype)).sum(1)
+        u, skip = self.user_terms(batch)  # (B, m'), (B, d)
         parts = []
         for chunk in pool.split(POOL_CHUNK):
             std_pool = standardise(self.norm.images(chunk), d)  # (n, d)

@@ -1,10 +1,10 @@
 """`select_photos`: pick K photos of a business's pool for a user, from CLIP features (used by the API).
 
 Requests are bounded: the selector scores the whole pool by relevance (O(P·d) time; the DPP's image tower takes
-`POOL_CHUNK` photos at a time, so memory stays flat: 85 MB instead of 438 MB above the process for a 74k-photo pool
-at width 512, `benchmarks/pool_scoring.py`), and the DPP (greedy MAP on a
-(M, M) kernel) runs on the `max_candidates` most relevant photos only (default `MAX_CANDIDATES`; the paper's pools
-hold ~36 photos on average). A pool of at most M photos is selected exactly as without the cap.
+`POOL_CHUNK` photos at a time, so memory stays flat: 85–176 MB over 8 runs instead of 438 MB above the process
+for a 74k-photo pool at width 512, `benchmarks/pool_scoring.py`), and the DPP (greedy MAP on a (M, M) kernel) runs
+on the `max_candidates` most relevant photos only (default `MAX_CANDIDATES`; the paper's pools hold ~36 photos on
+average). A pool of at most M photos is selected exactly as without the cap.
 `group_relevance` is the cold-start ranking φ(S, f) = Σ_u Pr(u, f) of ELVis, computed in reviewer chunks without any
 (R, P, P) kernel.
 """
